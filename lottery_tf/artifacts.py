@@ -1,0 +1,120 @@
+"""Files on disk: atomic writes, experiment directories, provenance.
+
+Every result file is written to a temporary name in the same directory and
+renamed into place, so a run killed at any moment leaves either the old file
+or the new one, never a half-written file that looks valid.
+"""
+import contextlib
+import hashlib
+import io
+import json
+import os
+import platform
+import tempfile
+from typing import Any, Dict
+
+import numpy as np
+
+from lottery_tf.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+  """Yields a temporary path beside ``path``; renames it into place on success."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path),
+                             dir=directory)
+  os.close(fd)
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+
+
+def write_json(path: str, obj: Any) -> None:
+  text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
+  write_bytes(path, (text + "\n").encode())
+
+
+def _json_default(obj):
+  if isinstance(obj, (np.integer,)):
+    return int(obj)
+  if isinstance(obj, (np.floating,)):
+    return float(obj)
+  if isinstance(obj, np.ndarray):
+    return obj.tolist()
+  return str(obj)
+
+
+def read_json(path: str) -> Any:
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def write_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
+  buf = io.BytesIO()
+  np.savez_compressed(buf, **arrays)
+  write_bytes(path, buf.getvalue())
+
+
+def read_npz(path: str) -> Dict[str, np.ndarray]:
+  with np.load(path, allow_pickle=False) as z:
+    return {k: z[k] for k in z.files}
+
+
+def sha256_file(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      h.update(chunk)
+  return h.hexdigest()
+
+
+def library_versions() -> Dict[str, str]:
+  """Versions of what produced a result, recorded in every result file."""
+  import importlib.metadata as md  # pylint: disable=g-import-not-at-top
+  out = {"python": platform.python_version()}
+  for dist in ("lottery_tf", "tensorflow", "tf-keras",
+               "tensorflow-model-optimization", "tensorflow-datasets", "numpy"):
+    try:
+      out[dist] = md.version(dist)
+    except md.PackageNotFoundError:
+      out[dist] = "not installed"
+  return out
+
+
+def prepare_output_dir(output_dir: str, flag: str = "--output_dir") -> str:
+  """Creates ``output_dir`` if needed; UserError naming the flag if unusable."""
+  if not output_dir:
+    raise UserError(f"{flag}: must not be empty")
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise UserError(f"{flag}: {output_dir} exists and is not a directory")
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"{flag}: cannot create {output_dir}: {e.strerror}") from e
+  if not os.access(output_dir, os.W_OK | os.X_OK):
+    raise UserError(f"{flag}: {output_dir} is not writable")
+  probe = os.path.join(output_dir, ".lottery_tf_write_test")
+  try:
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"{flag}: {output_dir} is not writable: {e.strerror}") from e
+  return output_dir
+
+
+def experiment_dir(output_dir: str, name: str, hparams_hash: str) -> str:
+  return os.path.join(output_dir, f"{name}-{hparams_hash}")

@@ -1,0 +1,1 @@
+"""The ``lottery_tf`` command line: ``lottery_tf COMMAND --flag=... ``."""

@@ -1,0 +1,54 @@
+"""The command table: name -> function returning the results path.
+
+Every command's flags are defined at import (absl needs them before parsing);
+the heavy library modules are imported inside the commands.
+"""
+import os
+
+from lottery_tf.cli import flags as cli_flags
+from lottery_tf.cli.flags import FLAGS
+from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+
+for _cls in (DatasetHparams, ModelHparams, TrainingHparams):
+  cli_flags.define_from(_cls)
+
+
+def _experiment_name(command: str, dhp: DatasetHparams, mhp: ModelHparams) -> str:
+  name = FLAGS.experiment_name or f"{command}_{mhp.model}_{dhp.dataset}"
+  return name.replace("/", "_")
+
+
+def train() -> str:
+  """Trains a dense model; writes OUTPUT_DIR/<name>-<hash>/metrics.json."""
+  from lottery_tf.lottery import dense  # pylint: disable=g-import-not-at-top
+  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
+  from lottery_tf import hparams as hp_lib  # pylint: disable=g-import-not-at-top
+
+  dhp = cli_flags.from_flags(DatasetHparams)
+  mhp = cli_flags.from_flags(ModelHparams)
+  thp = cli_flags.from_flags(TrainingHparams)
+  dense.validate(dhp, mhp, thp)
+  artifacts.prepare_output_dir(FLAGS.output_dir)
+  exp_dir = artifacts.experiment_dir(
+      FLAGS.output_dir, _experiment_name("train", dhp, mhp),
+      hp_lib.experiment_hash(dhp, mhp, thp, extra={"command": "train"}))
+  return dense.run(exp_dir, dhp, mhp, thp, quiet=FLAGS.quiet)
+
+
+def list_() -> str:
+  """Prints the datasets and models available, with parameter counts."""
+  from lottery_tf import data, models  # pylint: disable=g-import-not-at-top
+  print("datasets:")
+  for line in data.describe():
+    print(f"  {line}")
+  print("models (trainable parameters on 32x32x3 inputs, 10 classes):")
+  for name in models.names():
+    count = models.param_count(name, (32, 32, 3), 10)
+    print(f"  {name:<16} {count:>12,}  {models.describe(name)}")
+  return ""
+
+
+COMMANDS = {
+    "train": train,
+    "list": list_,
+}

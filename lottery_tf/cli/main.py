@@ -1,0 +1,68 @@
+"""Entry point: ``lottery_tf COMMAND [--flagfile=F] [--flags...]``.
+
+Bad input of any kind ends with exit status 2 and one line on stderr that
+names the flag or file; a Python traceback means a bug in lottery_tf.
+"""
+import os
+import sys
+
+# Keras 2 must be chosen before anything imports tensorflow.
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from lottery_tf.cli import commands  # noqa: E402
+from lottery_tf.errors import UserError  # noqa: E402
+
+FLAGS = flags.FLAGS
+USAGE = ("usage: lottery_tf {%s} [--flagfile=FILE] [--flags...]; "
+         "`lottery_tf --helpfull` lists every flag")
+
+
+def _fail(message: str) -> None:
+  sys.stderr.write(f"lottery_tf: error: {' '.join(str(message).split())}\n")
+  sys.stderr.flush()
+  sys.exit(2)
+
+
+def _parse(argv):
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e))
+  return None
+
+
+def _main(argv):
+  logging.set_verbosity(logging.WARNING)
+  words = argv[1:]
+  names = ", ".join(commands.COMMANDS)
+  if not words:
+    _fail(f"no command given; choose one of: {names}")
+  if len(words) > 1:
+    _fail(f"unexpected argument(s) {' '.join(words[1:])!r} after the command "
+          f"{words[0]!r}; flags are written --name=value")
+  command = commands.COMMANDS.get(words[0])
+  if command is None:
+    _fail(f"unknown command {words[0]!r}; choose one of: {names}")
+  try:
+    results = command()
+  except UserError as e:
+    _fail(str(e))
+  except KeyboardInterrupt:
+    sys.stderr.write("lottery_tf: interrupted; run the same command again to "
+                     "resume\n")
+    sys.exit(130)
+  if results:
+    print(f"results: {results}", flush=True)
+
+
+def run():
+  app.run(_main, flags_parser=_parse)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,64 @@
+"""A task: one dataset, one model, one training recipe, ready to train."""
+import dataclasses
+import math
+from typing import Dict, Optional
+
+from lottery_tf import data, models
+from lottery_tf._keras import keras, tf
+from lottery_tf.errors import UserError
+from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.training import durations, optimizers
+
+
+def validate(dhp: DatasetHparams, mhp: ModelHparams, thp: TrainingHparams):
+  """Checks every hparam before any work starts; UserError names the flag."""
+  info = data.info(dhp)
+  if mhp.model not in models.names():
+    raise UserError(f"--model: unknown model {mhp.model!r}; choose from: "
+                    f"{', '.join(models.names())}")
+  optimizers.validate(thp)
+  return info
+
+
+@dataclasses.dataclass
+class Task:
+  dhp: DatasetHparams
+  mhp: ModelHparams
+  thp: TrainingHparams
+  info: data.DataInfo = None
+
+  def __post_init__(self):
+    if self.info is None:
+      self.info = validate(self.dhp, self.mhp, self.thp)
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return max(1, math.ceil(self.info.num_examples["train"] /
+                            self.thp.batch_size))
+
+  @property
+  def total_steps(self) -> int:
+    return durations.parse(self.thp.training_steps).to_steps(
+        self.steps_per_epoch)
+
+  def steps(self, duration: str, flag: str) -> int:
+    return durations.parse(duration, flag).to_steps(self.steps_per_epoch)
+
+  def build_model(self, seed: Optional[int] = None) -> keras.Model:
+    seed = self.thp.seed if seed is None else seed
+    return models.build(self.mhp.model, self.info.input_shape,
+                        self.info.num_classes, seed=seed)
+
+  def train_data(self, seed: Optional[int] = None):
+    """A function giving one shuffled, augmented epoch (for training.fit)."""
+    seed = self.thp.seed if seed is None else seed
+    return lambda: data.load(self.dhp, "train", batch_size=self.thp.batch_size,
+                             seed=seed, training=True)
+
+  def eval_data(self, eval_batch_size: int = 1000) -> Dict[str, tf.data.Dataset]:
+    """Un-augmented train, validation (if held out) and test splits."""
+    splits = ["train", "test"]
+    if self.dhp.validation_fraction > 0:
+      splits.insert(1, "validation")
+    return {s: data.load(self.dhp, s, batch_size=eval_batch_size)
+            for s in splits}

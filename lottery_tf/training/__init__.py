@@ -1,0 +1,5 @@
+"""Optimizers, lr schedules, the masked train step and the fit wrapper."""
+from lottery_tf.training import durations, optimizers
+from lottery_tf.training.model import TrainModel, kernels, mask_pairs
+from lottery_tf.training.train import (FitResult, compile_model, evaluate, fit,
+                                       set_seed, total_steps, verbosity)

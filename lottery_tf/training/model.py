@@ -1,0 +1,82 @@
+"""A functional Keras model whose train step keeps pruned weights at exactly 0.
+
+tfmot's wrappers zero a kernel *before* each forward pass (``kernel *= mask``)
+and leave gradients unmasked, so after the last optimizer step of a run the
+kernels are not sparse, and momentum/Adam slots keep pushing pruned weights
+(design.md). Here the masks are applied where they belong: to the gradients,
+and to the kernels right after each optimizer update, fused into the same
+compiled step. Dense models (no wrappers) train through the same step.
+"""
+from typing import List, Tuple
+
+from lottery_tf._keras import keras, tf
+
+import tensorflow_model_optimization as tfmot
+
+_PruneLowMagnitude = (
+    tfmot.sparsity.keras.prune_low_magnitude.__globals__.get("pruning_wrapper")
+    .PruneLowMagnitude)
+
+
+def is_pruning_wrapper(layer) -> bool:
+  return isinstance(layer, _PruneLowMagnitude)
+
+
+def mask_pairs(model: keras.Model) -> List[Tuple[tf.Variable, tf.Variable]]:
+  """(kernel, mask) for every weight a tfmot wrapper prunes, in layer order."""
+  pairs = []
+  for layer in model.layers:
+    if is_pruning_wrapper(layer):
+      if not layer.built:
+        raise ValueError(f"pruning wrapper {layer.name} is not built")
+      pairs.extend((w, m) for w, m, _ in layer.pruning_vars)
+  return pairs
+
+
+def kernels(model: keras.Model) -> List[tf.Variable]:
+  """Conv/Dense kernels (wrapped or not): what weight decay applies to."""
+  out = []
+  for layer in model.layers:
+    inner = layer.layer if is_pruning_wrapper(layer) else layer
+    for attr in ("kernel", "depthwise_kernel"):
+      var = getattr(inner, attr, None)
+      if isinstance(var, tf.Variable) and var.trainable:
+        out.append(var)
+  return out
+
+
+class TrainModel(keras.Model):
+  """Shares the layers of a functional model; trains it with masks enforced.
+
+  Build it with ``TrainModel(inputs=m.inputs, outputs=m.outputs)``: the
+  layers, and so the weights, are those of ``m``.
+  """
+
+  def __init__(self, *args, weight_decay: float = 0.0, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.weight_decay = float(weight_decay)
+
+  def train_step(self, data):
+    x, y = data[0], data[1]
+    pairs = mask_pairs(self)
+    masks = {w.ref(): m for w, m in pairs}
+    decayed = {v.ref() for v in kernels(self)} if self.weight_decay else set()
+    with tf.GradientTape() as tape:
+      y_pred = self(x, training=True)
+      loss = self.compute_loss(x, y, y_pred)
+    variables = self.trainable_variables
+    grads = tape.gradient(loss, variables)
+    new_grads = []
+    for var, grad in zip(variables, grads):
+      if grad is not None:
+        if var.ref() in decayed:
+          # Coupled L2, as PyTorch's SGD/Adam weight_decay.
+          grad = grad + self.weight_decay * var
+        if var.ref() in masks:
+          grad = grad * tf.cast(masks[var.ref()], grad.dtype)
+      new_grads.append(grad)
+    self.optimizer.apply_gradients(zip(new_grads, variables))
+    # Momentum and Adam move a weight even when its gradient is 0: re-mask.
+    for weight, mask in pairs:
+      weight.assign(weight * tf.cast(mask, weight.dtype))
+    return self.compute_metrics(x, y, y_pred, None)

@@ -1,0 +1,140 @@
+"""The fit wrapper: seeds, compile, segment-wise ``model.fit``, evaluation."""
+import dataclasses
+import math
+import sys
+import time
+from typing import Callable, Dict, Iterable, Optional, Sequence
+
+from lottery_tf._keras import keras, tf
+from lottery_tf.hparams import TrainingHparams
+from lottery_tf.training import durations, optimizers
+from lottery_tf.training.model import TrainModel
+
+
+def set_seed(seed: int) -> None:
+  """Same seed, same numbers on CPU: Python, NumPy and TF seeds, and TF ops."""
+  keras.utils.set_random_seed(int(seed))
+  tf.config.experimental.enable_op_determinism()
+
+
+def total_steps(hp: TrainingHparams, steps_per_epoch: int) -> int:
+  return durations.parse(hp.training_steps).to_steps(steps_per_epoch)
+
+
+def _loss(hp: TrainingHparams, num_classes: int):
+  if hp.label_smoothing:
+    cce = keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=hp.label_smoothing)
+
+    def smoothed(y_true, y_pred):
+      y_true = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32),
+                          num_classes)
+      return cce(y_true, y_pred)
+    return smoothed
+  return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def compile_model(model: keras.Model, hp: TrainingHparams, steps_per_epoch: int,
+                  optimizer=None) -> TrainModel:
+  """A TrainModel sharing ``model``'s layers, compiled with a fresh optimizer."""
+  train_model = TrainModel(inputs=model.inputs, outputs=model.outputs,
+                           name=model.name, weight_decay=hp.weight_decay)
+  num_classes = int(model.outputs[0].shape[-1])
+  spe = hp.steps_per_execution or _auto_steps_per_execution(steps_per_epoch)
+  train_model.compile(
+      optimizer=optimizer or optimizers.build(hp, steps_per_epoch),
+      loss=_loss(hp, num_classes),
+      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+      steps_per_execution=spe,
+      jit_compile=hp.jit_compile)
+  return train_model
+
+
+def _auto_steps_per_execution(steps_per_epoch: int) -> int:
+  # Fewer Python round trips per step; a divisor of the epoch keeps Keras'
+  # progress bar and per-epoch callbacks exact.
+  for n in range(min(32, steps_per_epoch), 0, -1):
+    if steps_per_epoch % n == 0:
+      return n
+  return 1
+
+
+def verbosity(quiet: bool) -> int:
+  if quiet:
+    return 0
+  return 1 if sys.stdout.isatty() else 2
+
+
+@dataclasses.dataclass
+class FitResult:
+  steps: int
+  seconds: float
+  history: Dict[str, list]
+
+  @property
+  def ms_per_step(self) -> float:
+    return 1000.0 * self.seconds / max(self.steps, 1)
+
+
+def fit(train_model: TrainModel, train_data: Callable[[], tf.data.Dataset], *,
+        steps_per_epoch: int, start_step: int, end_step: int,
+        boundaries: Sequence[int] = (), callbacks: Iterable = (),
+        verbose: int = 2, validation_data=None) -> FitResult:
+  """Trains from ``start_step`` to ``end_step`` (optimizer iterations).
+
+  ``train_data()`` returns the batched, shuffled training data for one epoch;
+  it is repeated, and skipped ahead to ``start_step``, so that a run split in
+  segments (at a rewind point, or resumed) sees the same batches in the same
+  order as one that is not. Segments end at epoch edges and ``boundaries``,
+  so callbacks see the iteration counts they need even with
+  ``steps_per_execution`` > 1.
+  """
+  cuts = {start_step, end_step}
+  cuts.update(b for b in boundaries if start_step < b < end_step)
+  cuts.update(range(math.ceil(start_step / steps_per_epoch) * steps_per_epoch,
+                    end_step, steps_per_epoch))
+  cuts = sorted(cuts)
+  callbacks = list(callbacks)
+  history: Dict[str, list] = {}
+  began = time.perf_counter()
+  # Consecutive whole epochs run in one fit call (one iterator).
+  segments, i = [], 0
+  while i < len(cuts) - 1:
+    a, b = cuts[i], cuts[i + 1]
+    if a % steps_per_epoch == 0 and b - a == steps_per_epoch:
+      j = i + 1
+      while (j < len(cuts) - 1 and cuts[j + 1] - cuts[j] == steps_per_epoch
+             and cuts[j] not in boundaries):
+        j += 1
+      segments.append((a, cuts[j], steps_per_epoch))
+      i = j
+    else:
+      segments.append((a, b, b - a))
+      i += 1
+  for a, b, per_epoch in segments:
+    data = train_data().repeat()
+    if a:
+      data = data.skip(a)
+    hist = train_model.fit(
+        data, initial_epoch=a // per_epoch if per_epoch == steps_per_epoch else 0,
+        epochs=(b // per_epoch if per_epoch == steps_per_epoch else 1),
+        steps_per_epoch=per_epoch, callbacks=callbacks, verbose=verbose,
+        validation_data=validation_data if b == end_step else None)
+    for k, v in hist.history.items():
+      history.setdefault(k, []).extend(v)
+  seconds = time.perf_counter() - began
+  return FitResult(steps=end_step - start_step, seconds=seconds,
+                   history=history)
+
+
+def evaluate(model: keras.Model, datasets: Dict[str, Optional[tf.data.Dataset]]
+             ) -> Dict[str, float]:
+  """``{split}_accuracy`` and ``{split}_loss`` for each dataset given."""
+  out = {}
+  for split, data in datasets.items():
+    if data is None:
+      continue
+    result = model.evaluate(data, verbose=0, return_dict=True)
+    out[f"{split}_accuracy"] = float(result["accuracy"])
+    out[f"{split}_loss"] = float(result["loss"])
+  return out

