@@ -11,11 +11,9 @@ from typing import List, Tuple
 
 from lottery_tf._keras import keras, tf
 
-import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
-_PruneLowMagnitude = (
-    tfmot.sparsity.keras.prune_low_magnitude.__globals__.get("pruning_wrapper")
-    .PruneLowMagnitude)
+_PruneLowMagnitude = pruning_wrapper.PruneLowMagnitude
 
 
 def is_pruning_wrapper(layer) -> bool:

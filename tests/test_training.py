@@ -1,0 +1,111 @@
+"""Durations, lr schedules, optimizers, determinism and segment-wise fit."""
+import numpy as np
+import pytest
+
+from lottery_tf import training
+from lottery_tf._keras import keras, tf
+from lottery_tf.errors import UserError
+from lottery_tf.hparams import TrainingHparams
+from lottery_tf.training import durations, optimizers
+
+
+def test_durations():
+  assert durations.parse("160ep").to_steps(391) == 160 * 391
+  assert durations.parse("500it").to_steps(391) == 500
+  assert durations.parse("0").to_steps(10) == 0
+  assert [str(d) for d in durations.parse_list("80ep, 120ep", "--m")] == [
+      "80ep", "120ep"]
+  for bad in ("10", "ep", "1.5ep", "-3it", "10 epochs", ""):
+    with pytest.raises(UserError, match="--training_steps"):
+      durations.parse(bad)
+
+
+def test_step_schedule_with_warmup():
+  hp = TrainingHparams(lr=0.1, lr_schedule="step", milestones="2ep,3ep",
+                       gamma=0.1, warmup_steps="4it")
+  sched = optimizers.lr_schedule(hp, steps_per_epoch=10)
+  got = [float(sched(s)) for s in (0, 1, 3, 10, 19, 20, 29, 30, 100)]
+  np.testing.assert_allclose(
+      got, [0.025, 0.05, 0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-5)
+  # Rewinding sets iterations = k: the schedule is a function of the step only.
+  restored = optimizers.LotterySchedule.from_config(sched.get_config())
+  assert float(restored(25)) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("changes,flag", [
+    ({"optimizer": "rmsprop"}, "--optimizer"),
+    ({"lr": 0.0}, "--lr"),
+    ({"lr": -1.0}, "--lr"),
+    ({"momentum": 1.5}, "--momentum"),
+    ({"batch_size": 0}, "--batch_size"),
+    ({"weight_decay": -1e-4}, "--weight_decay"),
+    ({"lr_schedule": "cosine"}, "--lr_schedule"),
+    ({"lr_schedule": "step"}, "--milestones"),
+    ({"training_steps": "0it"}, "--training_steps"),
+    ({"warmup_steps": "five"}, "--warmup_steps"),
+    ({"nesterov": True}, "--nesterov"),
+])
+def test_bad_training_hparams_name_the_flag(changes, flag):
+  with pytest.raises(UserError, match=flag):
+    optimizers.validate(TrainingHparams(**changes))
+
+
+def _toy(seed=0, n=256, classes=3):
+  rng = np.random.default_rng(123)
+  x = rng.normal(size=(n, 6)).astype("float32")
+  y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 1).astype("int32")
+  ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+  def train_data():
+    return ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(32)
+  init = keras.initializers.GlorotNormal(seed=seed)
+  inputs = keras.Input((6,))
+  h = keras.layers.Dense(16, activation="relu", kernel_initializer=init,
+                         name="fc1")(inputs)
+  out = keras.layers.Dense(classes, kernel_initializer=init, name="logits")(h)
+  return keras.Model(inputs, out), train_data, ds.batch(64)
+
+
+def _train(hp, segments):
+  training.set_seed(hp.seed)
+  model, train_data, eval_ds = _toy(hp.seed)
+  tm = training.compile_model(model, hp, steps_per_epoch=8)
+  for a, b in segments:
+    training.fit(tm, train_data, steps_per_epoch=8, start_step=a, end_step=b,
+                 verbose=0)
+  return tm, [w.copy() for w in model.get_weights()], eval_ds
+
+
+def test_same_seed_same_numbers_and_other_seed_differs():
+  hp = TrainingHparams(lr=0.05, momentum=0.9, batch_size=32, seed=3)
+  _, w1, _ = _train(hp, [(0, 20)])
+  _, w2, _ = _train(hp, [(0, 20)])
+  _, w3, _ = _train(hp.replace(seed=4), [(0, 20)])
+  for a, b in zip(w1, w2):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, b) for a, b in zip(w1, w3))
+
+
+def test_training_in_segments_equals_one_run():
+  # A rewind point at 5 and a resume at 13 must not change the trajectory.
+  hp = TrainingHparams(lr=0.05, momentum=0.9, batch_size=32, seed=1,
+                       lr_schedule="step", milestones="12it")
+  tm, whole, _ = _train(hp, [(0, 20)])
+  tm2, split, _ = _train(hp, [(0, 5), (5, 13), (13, 20)])
+  assert int(tm.optimizer.iterations) == int(tm2.optimizer.iterations) == 20
+  for a, b in zip(whole, split):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_weight_decay_shrinks_kernels_not_biases():
+  hp = TrainingHparams(lr=0.1, batch_size=32, seed=0)
+  _, plain, _ = _train(hp, [(0, 16)])
+  _, decayed, _ = _train(hp.replace(weight_decay=0.05), [(0, 16)])
+  assert np.linalg.norm(decayed[0]) < np.linalg.norm(plain[0])
+
+
+def test_adam_and_label_smoothing_learn():
+  hp = TrainingHparams(optimizer="adam", lr=0.01, batch_size=32, seed=0,
+                       label_smoothing=0.1)
+  tm, _, eval_ds = _train(hp, [(0, 64)])
+  metrics = training.evaluate(tm, {"test": eval_ds})
+  assert metrics["test_accuracy"] > 0.8
