@@ -1,0 +1,401 @@
+"""One tf.data path for every dataset: TFDS -> classes -> input -> batches.
+
+Order of operations (`load`):
+
+  read TFDS split (files in order; images still encoded)
+  -> keep/relabel `--classes`          -> number the examples 0..n-1 (index)
+  -> first `--train_examples` (train)  -> `indices`
+  -> decode -> float32 in [0, 1] -> channels -> size -> normalise
+  -> cache (small splits)  -> shuffle (training)  -> batch
+  -> augment (training, batched, stateless)  -> prefetch
+
+Large splits are shuffled while still encoded and preprocessed per batch;
+small ones are preprocessed once into a cache, so an epoch costs a shuffle.
+"""
+import dataclasses
+import json
+import os
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from lottery_tf._keras import tf
+from lottery_tf.data import embedded
+from lottery_tf.data import preprocess
+from lottery_tf.data import registry
+from lottery_tf.errors import UserError
+from lottery_tf.hparams import DatasetHparams
+
+SPLITS = ("train", "validation", "test")
+#: Cache a split in memory when it takes less than this (float32 inputs, or
+#: else decoded uint8 images).
+CACHE_BYTES = 200 * 2**20
+#: Shuffle buffer (examples) for splits too large to cache.
+SHUFFLE_BUFFER = 10_000
+_AUTOTUNE = tf.data.AUTOTUNE
+# Offset between the shuffle seed and the augmentation seed, so the two
+# random streams are not the same Philox stream.
+_AUGMENT_SEED_OFFSET = 0x5EED
+
+# (tfds name, dataset dir, split) -> examples per class; only for prepared
+# data, whose TFDS info knows the split (never for mocks).
+_LABEL_COUNTS: Dict[Tuple[str, str, str], np.ndarray] = {}
+_COUNTS_FILE = "lottery_tf_label_counts.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+  """What a model needs to know about the data `load` yields for an hp."""
+  name: str  # Registry name, e.g. "cifar10".
+  input_shape: tuple  # (H, W, C) after preprocessing.
+  num_classes: int  # After the class subset.
+  num_examples: dict  # {"train", "validation", "test"} after subset and carve.
+  source_shape: tuple  # Native (H, W, C); H, W None for variable-size images.
+  transforms: tuple  # Human-readable preprocessing steps, in order.
+
+  def to_dict(self) -> dict:
+    return {
+        "name": self.name,
+        "input_shape": list(self.input_shape),
+        "num_classes": self.num_classes,
+        "num_examples": dict(self.num_examples),
+        "source_shape": list(self.source_shape),
+        "transforms": list(self.transforms),
+    }
+
+
+def names():
+  """Registry names, sorted."""
+  return registry.names()
+
+
+# ----------------------------------------------------------------------------
+# TFDS access.
+
+
+def _data_dir(hp: DatasetHparams) -> Optional[str]:
+  return os.path.expanduser(hp.data_dir) if hp.data_dir else None
+
+
+def _builder(spec: registry.DatasetSpec, hp: DatasetHparams):
+  """The TFDS builder of `spec`, its data generated or downloaded if needed."""
+  data_dir = _data_dir(hp)
+  if spec.embedded:
+    embedded.prepare(spec.tfds_name, data_dir or "")
+  builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+  if not spec.embedded:
+    # A no-op when the data is there (and under tfds.testing.mock_data).
+    try:
+      builder.download_and_prepare()
+    except Exception as e:  # pylint: disable=broad-except
+      where = data_dir or embedded.default_data_dir()
+      detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+      raise UserError(
+          f"--dataset: {spec.name} is not prepared in {where} and TFDS could "
+          f"not download it ({type(e).__name__}: {detail}); prepare it on a "
+          f"machine with network access (`tfds build {spec.tfds_name}`) and "
+          "point --data_dir at it") from e
+  return builder
+
+
+def _read(builder, spec, split: str):
+  """The TFDS split in file order, images left encoded, as dicts.
+
+  Counting uses this same read (not a labels-only one), so that under
+  `tfds.testing.mock_data`, whose random examples depend on the features
+  read, counts and batches agree.
+  """
+  decoders = tfds.decode.PartialDecoding(
+      {spec.image_key: True, spec.label_key: True},
+      decoders={spec.image_key: tfds.decode.SkipDecoding()})
+  # One file at a time, in order: an example's position is then the same on
+  # every run and every machine. No TFDS autocache: we cache decoded inputs.
+  read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False)
+  return builder.as_dataset(split=split, shuffle_files=False,
+                            decoders=decoders, read_config=read_config)
+
+
+def _knows_splits(builder) -> bool:
+  """Whether TFDS has split sizes (prepared data; not under mock_data)."""
+  return bool(builder.info.splits)
+
+
+def _split_size(builder, spec, split: str) -> int:
+  if _knows_splits(builder):
+    return int(builder.info.splits[split].num_examples)
+  ds = _read(builder, spec, split)
+  return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
+
+
+def _label_counts(builder, spec, split: str) -> np.ndarray:
+  """Examples per class in `split`, counted once per process (and on disk)."""
+  known = _knows_splits(builder)
+  key = (spec.tfds_name, str(builder.data_dir), split)
+  if known and key in _LABEL_COUNTS:
+    return _LABEL_COUNTS[key]
+  path = os.path.join(str(builder.data_dir), _COUNTS_FILE)
+  stored = {}
+  if known:
+    try:
+      with open(path, encoding="utf-8") as f:
+        stored = json.load(f)
+    except (OSError, ValueError):
+      stored = {}
+    if split in stored and len(stored[split]) == spec.num_classes:
+      _LABEL_COUNTS[key] = np.array(stored[split], np.int64)
+      return _LABEL_COUNTS[key]
+  counts = np.zeros(spec.num_classes, np.int64)
+  ds = _read(builder, spec, split)
+  for labels in ds.map(lambda ex: ex[spec.label_key]).batch(8192):
+    counts += np.bincount(labels.numpy(), minlength=spec.num_classes)
+  if known:
+    _LABEL_COUNTS[key] = counts
+    stored[split] = counts.tolist()
+    try:  # Best effort: the data dir may be read-only.
+      tmp = f"{path}.{os.getpid()}.tmp"
+      with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(stored, f)
+      os.replace(tmp, path)
+    except OSError:
+      pass
+  return counts
+
+
+@dataclasses.dataclass(frozen=True)
+class _Splits:
+  """Our splits as TFDS split strings, and how many examples each yields."""
+  tfds_split: Dict[str, Optional[str]]
+  num_examples: Dict[str, int]
+
+
+def _splits(builder, plan: preprocess.Plan, hp: DatasetHparams) -> _Splits:
+  spec = plan.spec
+  tfds_split = {"test": spec.test_split}
+  if hp.validation_fraction:
+    n_full = _split_size(builder, spec, spec.train_split)
+    if n_full < 2:
+      raise UserError(
+          f"--validation_fraction: {spec.name} has only {n_full} training "
+          "example(s), too few to hold some out")
+    n_val = min(max(1, int(round(hp.validation_fraction * n_full))),
+                n_full - 1)
+    # Absolute TFDS slices: the validation split is the last n_val examples
+    # of TFDS train, deterministically and without reading the rest.
+    tfds_split["train"] = f"{spec.train_split}[:{n_full - n_val}]"
+    tfds_split["validation"] = f"{spec.train_split}[{n_full - n_val}:]"
+  else:
+    tfds_split["train"] = spec.train_split
+    tfds_split["validation"] = None
+
+  num = {}
+  for ours, theirs in tfds_split.items():
+    if theirs is None:
+      num[ours] = 0
+    elif plan.classes:
+      counts = _label_counts(builder, spec, theirs)
+      num[ours] = int(sum(counts[c] for c in plan.classes))
+    else:
+      num[ours] = _split_size(builder, spec, theirs)
+  if hp.train_examples:
+    if hp.train_examples > num["train"]:
+      after = (" (after --classes and --validation_fraction)"
+               if plan.classes or hp.validation_fraction else "")
+      raise UserError(
+          f"--train_examples: {hp.train_examples} is more than the "
+          f"{num['train']} training examples of {spec.name}{after}")
+    num["train"] = hp.train_examples
+  return _Splits(tfds_split=tfds_split,
+                 num_examples={s: num[s] for s in SPLITS})
+
+
+# ----------------------------------------------------------------------------
+# Public API.
+
+
+def info(hp: DatasetHparams) -> DataInfo:
+  """Validate `hp` (UserError naming the flag) and describe what `load` yields.
+
+  Builds an embedded dataset on first use. Counts come from TFDS's split info,
+  or, where TFDS has none (e.g. under `tfds.testing.mock_data`) or a class
+  subset is asked for, from counting the labels once.
+  """
+  plan = preprocess.make_plan(hp)
+  builder = _builder(plan.spec, hp)
+  splits = _splits(builder, plan, hp)
+  return DataInfo(
+      name=plan.spec.name,
+      input_shape=plan.input_shape,
+      num_classes=plan.num_classes,
+      num_examples=dict(splits.num_examples),
+      source_shape=tuple(plan.spec.shape),
+      transforms=plan.transforms,
+  )
+
+
+def _check_indices(indices, n: int, split: str, name: str) -> np.ndarray:
+  """A boolean mask over the n positions of the split, from `indices`."""
+  idx = np.asarray(indices)
+  if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+    raise UserError(
+        f"indices: expected a 1-D array of integer positions, got shape "
+        f"{idx.shape} and dtype {idx.dtype}")
+  if idx.size and (idx.min() < 0 or idx.max() >= n):
+    bad = idx.min() if idx.min() < 0 else idx.max()
+    raise UserError(
+        f"indices: position {bad} is out of range for the {n} examples of "
+        f"{name} {split}")
+  mask = np.zeros(n, bool)
+  mask[idx.astype(np.int64)] = True
+  return mask
+
+
+def load(hp: DatasetHparams, split: str, *, batch_size: int, seed: int = 0,
+         training: bool = False, indices=None, with_index: bool = False,
+         drop_remainder: bool = False) -> tf.data.Dataset:
+  """Batches of `(image, label)` (or `(image, label, index)`) of one split.
+
+  Args:
+    hp: the dataset hparams (validated here; bad ones raise UserError naming
+      the flag).
+    split: "train", "validation" (the last `validation_fraction` of TFDS
+      train, the rest being "train") or "test" (TFDS "test", or "validation"
+      for ImageNet and Places365).
+    batch_size: examples per batch.
+    seed: order and augmentation seed (used when `training`).
+    training: shuffle (a new order every epoch, the same sequence of orders
+      for the same seed) and augment if `hp.augment`. Otherwise a fixed order
+      and no augmentation.
+    indices: optional positions (see `index` below) to keep; the others are
+      dropped. Order and duplicates do not matter: the kept examples come in
+      split order (shuffled if `training`).
+    with_index: also yield each example's index.
+    drop_remainder: drop the last, smaller batch.
+
+  The **index** of an example is its position, counting from 0, in the split
+  as `load(hp, split, training=False)` yields it: after `--classes` and the
+  validation carve, i.e. within exactly this split for these hparams. It is
+  the same on every run and machine (TFDS files read in order). With no
+  `--classes`, "train" and "test" indices are positions in the TFDS split,
+  and a "validation" index i is TFDS train position `m + i`, m being the size
+  of "train" before `--train_examples`.
+  Per-example scores kept in an array of length `num_examples[split]` are
+  keyed by it; pass a subset of them back as `indices`.
+
+  Images are float32 [H, W, C] (`info(hp).input_shape`), labels int32 in
+  0..num_classes-1, indices int64.
+
+  Determinism: the shuffle and the augmentation seeds are op-level seeds;
+  TensorFlow combines them with the global seed (`tf.random.set_seed`) if
+  one is set when `load` is called, so the same (seed, global seed) gives the
+  same batches run to run. Augmentation itself is stateless, one seed a batch.
+  """
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+  if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    raise ValueError(
+        f"batch_size must be a positive integer, got {batch_size!r}")
+  plan = preprocess.make_plan(hp)
+  spec = plan.spec
+  if split == "validation" and not hp.validation_fraction:
+    raise UserError(
+        "--validation_fraction: is 0, so there is no validation split; set it "
+        "above 0 (e.g. 0.1) to hold out the tail of train")
+  builder = _builder(spec, hp)
+  splits = _splits(builder, plan, hp)
+  n = splits.num_examples[split]
+
+  ds = _read(builder, spec, splits.tfds_split[split])
+  ds = ds.map(lambda ex: (ex[spec.image_key], ex[spec.label_key]))
+  if plan.classes:
+    new_label = np.full(spec.num_classes, -1, np.int64)
+    new_label[list(plan.classes)] = np.arange(len(plan.classes))
+    new_label = tf.constant(new_label)
+    ds = ds.filter(lambda image, label: tf.gather(new_label, label) >= 0)
+    ds = ds.map(lambda image, label: (image, tf.gather(new_label, label)))
+  ds = ds.map(lambda image, label: (image, tf.cast(label, tf.int32)))
+  ds = ds.enumerate()  # (index, (image, label)); index int64.
+  if split == "train" and hp.train_examples:
+    ds = ds.take(hp.train_examples)
+  if indices is not None:
+    mask = _check_indices(indices, n, split, spec.name)
+    n = int(mask.sum())
+    mask = tf.constant(mask)
+    ds = ds.filter(lambda index, example: tf.gather(mask, index))
+  ds = ds.map(lambda index, example: (example[0], example[1], index))
+
+  decode = builder.info.features[spec.image_key].decode_example
+  h, w, c = plan.input_shape
+  input_bytes = n * h * w * c * 4
+  raw_bytes = None if spec.variable_size else n * int(np.prod(spec.shape))
+  if spec.embedded or input_bytes <= CACHE_BYTES:
+    cached = "input"
+  elif raw_bytes is not None and raw_bytes <= CACHE_BYTES:
+    cached = "raw"
+  else:
+    cached = None
+
+  def decode_to_input(image, label, index):
+    return preprocess.to_input(decode(image), plan), label, index
+
+  def decode_only(image, label, index):
+    return decode(image), label, index
+
+  if cached == "input":
+    ds = ds.map(decode_to_input, num_parallel_calls=_AUTOTUNE).cache()
+  elif cached == "raw":
+    ds = ds.map(decode_only, num_parallel_calls=_AUTOTUNE).cache()
+  if training and n > 1:
+    buffer = n if cached else min(n, SHUFFLE_BUFFER)
+    ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+  if cached is None:
+    # Variable-size images must reach one size before they can be batched.
+    ds = ds.map(decode_to_input if spec.variable_size else decode_only,
+                num_parallel_calls=_AUTOTUNE)
+  ds = ds.batch(batch_size, drop_remainder=drop_remainder,
+                num_parallel_calls=_AUTOTUNE)
+  if cached != "input" and not spec.variable_size:
+    ds = ds.map(lambda images, labels, index: (
+        preprocess.to_input(images, plan), labels, index),
+                num_parallel_calls=_AUTOTUNE)
+  if training and plan.augment:
+    seeds = tf.data.Dataset.random(
+        seed=seed + _AUGMENT_SEED_OFFSET,
+        rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds)).map(
+        lambda batch, s: (preprocess.augment_batch(batch[0], s, plan),
+                          batch[1], batch[2]),
+        num_parallel_calls=_AUTOTUNE)
+  if not with_index:
+    ds = ds.map(lambda images, labels, index: (images, labels))
+  return ds.prefetch(_AUTOTUNE)
+
+
+def compute_stats(hp: DatasetHparams, split: str = "train"
+                  ) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+  """Per-channel mean and std of the native images in [0, 1] (registry use).
+
+  Reads the TFDS split (the whole of TFDS train for "train"); ignores every
+  preprocessing field of `hp` but `dataset` and `data_dir`.
+  """
+  spec = registry.get(hp.dataset)
+  builder = _builder(spec, hp)
+  tfds_split = spec.test_split if split == "test" else spec.train_split
+  decode = builder.info.features[spec.image_key].decode_example
+  ds = _read(builder, spec, tfds_split).map(
+      lambda ex: tf.reshape(tf.cast(decode(ex[spec.image_key]), tf.float64)
+                            / 255.0, [-1, spec.shape[2]]),
+      num_parallel_calls=_AUTOTUNE)
+  zero = tf.zeros([spec.shape[2]], tf.float64)
+
+  def accumulate(state, pixels):
+    total, squares, count = state
+    return (total + tf.reduce_sum(pixels, 0),
+            squares + tf.reduce_sum(pixels * pixels, 0),
+            count + tf.cast(tf.shape(pixels)[0], tf.float64))
+
+  total, squares, count = ds.reduce((zero, zero, tf.constant(0, tf.float64)),
+                                    accumulate)
+  mean = total.numpy() / count.numpy()
+  std = np.sqrt(squares.numpy() / count.numpy() - mean**2)
+  return tuple(float(m) for m in mean), tuple(float(s) for s in std)
