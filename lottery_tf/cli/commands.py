@@ -35,16 +35,29 @@ def train() -> str:
   return dense.run(exp_dir, dhp, mhp, thp, quiet=FLAGS.quiet)
 
 
+_CANONICAL_INPUT = {
+    "lenet_300_100": ((28, 28, 1), 10, "28x28x1, 10 classes"),
+    "resnet18": ((224, 224, 3), 1000, "224x224x3, 1000 classes"),
+    "resnet50": ((224, 224, 3), 1000, "224x224x3, 1000 classes"),
+}
+
+
 def list_() -> str:
   """Prints the datasets and models available, with parameter counts."""
   from lottery_tf import data, models  # pylint: disable=g-import-not-at-top
   print("datasets:")
-  for line in data.describe():
-    print(f"  {line}")
-  print("models (trainable parameters on 32x32x3 inputs, 10 classes):")
+  for d in data.describe():
+    counts = "/".join(f"{d[k]:,}" if isinstance(d.get(k), int) else "?"
+                      for k in ("train", "test"))
+    embedded = "  (embedded, no download)" if d.get("embedded") else ""
+    print(f"  {d['name']:<24} {d['shape']:>10}  {d['classes']:>4} classes  "
+          f"train/test {counts}{embedded}")
+  print("models (trainable parameters on the input each was designed for):")
   for name in models.names():
-    count = models.param_count(name, (32, 32, 3), 10)
-    print(f"  {name:<16} {count:>12,}  {models.describe(name)}")
+    shape, classes, label = _CANONICAL_INPUT.get(
+        name, ((32, 32, 3), 10, "32x32x3, 10 classes"))
+    count = models.param_count(name, shape, classes)
+    print(f"  {name:<16} {count:>12,}  ({label})  {models.describe(name)}")
   return ""
 
 

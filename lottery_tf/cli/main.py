@@ -28,16 +28,26 @@ def _fail(message: str) -> None:
   sys.exit(2)
 
 
+_HELP = ("--help", "-h", "-?", "--helpfull", "--helpshort", "--helpxml")
+
+
 def _parse(argv):
   try:
     return FLAGS(argv)
   except flags.Error as e:
     _fail(str(e))
+  except SystemExit:
+    # absl exits 1 after printing help; asking for help is not an error.
+    if any(a.split("=")[0] in _HELP for a in argv[1:]):
+      sys.exit(0)
+    raise
   return None
 
 
 def _main(argv):
-  logging.set_verbosity(logging.WARNING)
+  logging.set_verbosity(logging.ERROR)
+  from lottery_tf._keras import tf  # pylint: disable=g-import-not-at-top
+  tf.get_logger().setLevel("ERROR")
   words = argv[1:]
   names = ", ".join(commands.COMMANDS)
   if not words:

@@ -19,6 +19,7 @@ user's seed: every run of every experiment sees the same train/test split.
 the same on every machine.
 """
 import contextlib
+import io
 import os
 import sys
 
@@ -177,6 +178,19 @@ def _file_lock(path: str):
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _quiet_tfds():
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  level = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    tfds.display_progress_bar(False)
+    with contextlib.redirect_stdout(io.StringIO()):
+      yield
+  finally:
+    absl_logging.set_verbosity(level)
+
+
 def prepare(name: str, data_dir: str = "") -> None:
   """Generate embedded dataset `name` under `data_dir` unless already there.
 
@@ -187,13 +201,13 @@ def prepare(name: str, data_dir: str = "") -> None:
   """
   data_dir = os.path.expanduser(data_dir) if data_dir else default_data_dir()
   os.makedirs(data_dir, exist_ok=True)
-  builder = BUILDERS[name](data_dir=data_dir)
-  if builder.is_prepared():
-    return
-  with _file_lock(os.path.join(data_dir, f".{name}.lottery_tf.lock")):
-    builder = BUILDERS[name](data_dir=data_dir)  # Re-check under the lock.
-    if not builder.is_prepared():
-      # TFDS announces the build on stdout; keep stdout for our commands'
-      # results (their last line is `results: PATH`).
-      with contextlib.redirect_stdout(sys.stderr):
+  # TFDS announces a build on stdout, draws progress bars on stderr and logs
+  # absl warnings: noise around a CLI whose last stdout line is
+  # `results: PATH` and whose errors are one stderr line.
+  with _quiet_tfds():
+    if BUILDERS[name](data_dir=data_dir).is_prepared():
+      return
+    with _file_lock(os.path.join(data_dir, f".{name}.lottery_tf.lock")):
+      builder = BUILDERS[name](data_dir=data_dir)  # Re-check under the lock.
+      if not builder.is_prepared():
         builder.download_and_prepare()

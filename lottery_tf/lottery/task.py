@@ -11,12 +11,17 @@ from lottery_tf.training import durations, optimizers
 
 
 def validate(dhp: DatasetHparams, mhp: ModelHparams, thp: TrainingHparams):
-  """Checks every hparam before any work starts; UserError names the flag."""
-  info = data.info(dhp)
+  """Checks every hparam before any work starts; UserError names the flag.
+
+  Cheap checks first: a typo in --model should not wait for a dataset build.
+  """
   if mhp.model not in models.names():
     raise UserError(f"--model: unknown model {mhp.model!r}; choose from: "
                     f"{', '.join(models.names())}")
   optimizers.validate(thp)
+  info = data.info(dhp)
+  # Builds the model in a throwaway graph: too-small inputs fail here.
+  models.param_count(mhp.model, info.input_shape, info.num_classes)
   return info
 
 

@@ -1,0 +1,89 @@
+"""The CLI contract: commands, `results: PATH`, exit 2 with one line on bad input."""
+import json
+import os
+
+import pytest
+
+# Each bad input, the words its single stderr line must contain.
+BAD_INPUTS = [
+    ([], "no command"),
+    (["frobnicate"], "unknown command"),
+    (["train", "extra"], "unexpected argument"),
+    (["train", "--dataset=nope"], "--dataset"),
+    (["train", "--model=nope"], "--model"),
+    (["train", "--lr=-1"], "--lr"),
+    (["train", "--lr=abc"], "--lr"),
+    (["train", "--batch_size=0"], "--batch_size"),
+    (["train", "--batch_size=-5"], "--batch_size"),
+    (["train", "--training_steps=10"], "--training_steps"),
+    (["train", "--training_steps=3epochs"], "--training_steps"),
+    (["train", "--momentum=2"], "--momentum"),
+    (["train", "--optimizer=rmsprop"], "--optimizer"),
+    (["train", "--image_size=-3"], "--image_size"),
+    (["train", "--channels=2"], "--channels"),
+    (["train", "--classes=0-0"], "--classes"),
+    (["train", "--validation_fraction=1.5"], "--validation_fraction"),
+    (["train", "--lrr=0.1"], "lrr"),
+    (["train", "--flagfile=missing.cfg"], "missing.cfg"),
+    (["train", "--output_dir=afile"], "--output_dir"),
+    (["train", "--output_dir=afile/sub"], "--output_dir"),
+]
+
+
+@pytest.mark.parametrize("args,words", BAD_INPUTS,
+                         ids=[" ".join(a) or "none" for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, words):
+  (tmp_path / "afile").write_text("not a directory")
+  proc = cli(*args, "--quiet")
+  assert proc.returncode == 2, (proc.stdout, proc.stderr)
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1, proc.stderr
+  assert words in lines[0]
+  assert "Traceback" not in proc.stderr
+  # Nothing that looks like a result was written.
+  assert not (tmp_path / "runs").exists() or not any(
+      (tmp_path / "runs").rglob("metrics.json"))
+
+
+def test_helpfull_lists_every_flag_with_help(cli):
+  proc = cli("--helpfull")
+  assert proc.returncode == 0
+  for flag in ("--dataset:", "--model:", "--training_steps:", "--output_dir:",
+               "--seed:", "--classes:", "--[no]augment:", "--[no]quiet:"):
+    assert flag in proc.stdout
+
+
+def test_list_shows_datasets_and_models_with_counts(cli):
+  proc = cli("list")
+  assert proc.returncode == 0, proc.stderr
+  assert "mnist_5k" in proc.stdout and "cifar10" in proc.stdout
+  assert "lenet_300_100" in proc.stdout and "resnet50" in proc.stdout
+  assert "266,610" in proc.stdout and "25,557,032" in proc.stdout
+
+
+def test_train_on_digits_reaches_90_percent_and_resumes(cli, tmp_path):
+  args = ["train", "--dataset=digits", "--model=lenet_300_100",
+          "--training_steps=30ep", "--batch_size=32", "--lr=0.05",
+          "--momentum=0.9", "--quiet", "--output_dir=out"]
+  proc = cli(*args)
+  assert proc.returncode == 0, proc.stderr
+  last = proc.stdout.strip().splitlines()[-1]
+  assert last.startswith("results: ")
+  path = os.path.join(tmp_path, last[len("results: "):])
+  assert os.path.dirname(path).startswith(
+      os.path.join(tmp_path, "out", "train_lenet_300_100_digits-"))
+  result = json.load(open(path))
+  assert result["metrics"]["test_accuracy"] >= 0.90
+  assert result["seed"] == 0
+  assert result["hparams"]["training"]["lr"] == 0.05
+  assert "tensorflow" in result["versions"]
+  # The same command again finds the finished run and keeps it.
+  mtime = os.path.getmtime(path)
+  again = cli(*args)
+  assert again.returncode == 0
+  assert again.stdout.strip().splitlines()[-1] == last
+  assert os.path.getmtime(path) == mtime
+  # A different hparam is a different experiment directory.
+  other = cli(*args[:-1], "--lr=0.04", "--training_steps=1ep", "--output_dir=out")
+  assert other.returncode == 0, other.stderr
+  assert other.stdout.strip().splitlines()[-1] != last
