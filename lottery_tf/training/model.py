@@ -1,11 +1,15 @@
 """A functional Keras model whose train step keeps pruned weights at exactly 0.
 
 tfmot's wrappers zero a kernel *before* each forward pass (``kernel *= mask``)
-and leave gradients unmasked, so after the last optimizer step of a run the
-kernels are not sparse, and momentum/Adam slots keep pushing pruned weights
-(design.md). Here the masks are applied where they belong: to the gradients,
-and to the kernels right after each optimizer update, fused into the same
-compiled step. Dense models (no wrappers) train through the same step.
+and leave gradients unmasked, so between steps, and after the last step unless
+a callback re-masks, kernels are not sparse, and momentum/Adam keep pushing
+pruned weights (design.md). Here the mask is applied right after each
+optimizer update, fused into the same compiled step, so a pruned weight is
+exactly 0 whenever anyone can look at it. Gradients are not masked: the
+optimizer's update of a pruned weight is undone by the re-mask, and skipping
+that extra pass keeps small models at dense speed (benchmarks/). A
+global-norm gradient clipping added here would have to mask first.
+Dense models (no wrappers) train through the same step.
 """
 from typing import List, Tuple
 
@@ -57,7 +61,6 @@ class TrainModel(keras.Model):
   def train_step(self, data):
     x, y = data[0], data[1]
     pairs = mask_pairs(self)
-    masks = {w.ref(): m for w, m in pairs}
     decayed = {v.ref() for v in kernels(self)} if self.weight_decay else set()
     with tf.GradientTape() as tape:
       y_pred = self(x, training=True)
@@ -70,8 +73,6 @@ class TrainModel(keras.Model):
         if var.ref() in decayed:
           # Coupled L2, as PyTorch's SGD/Adam weight_decay.
           grad = grad + self.weight_decay * var
-        if var.ref() in masks:
-          grad = grad * tf.cast(masks[var.ref()], grad.dtype)
       new_grads.append(grad)
     self.optimizer.apply_gradients(zip(new_grads, variables))
     # Momentum and Adam move a weight even when its gradient is 0: re-mask.

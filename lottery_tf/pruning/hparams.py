@@ -1,0 +1,56 @@
+"""PruningHparams: how masks are computed between IMP rounds."""
+import dataclasses
+from typing import Optional, Tuple
+
+from lottery_tf.errors import UserError
+from lottery_tf.hparams import Hparams, field
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningHparams(Hparams):
+  group = "pruning"
+  pruning_strategy: str = field(
+      "global", "`global` (one magnitude threshold over all pruned layers; "
+      "Morcos et al., needed for VGG/ResNet) or `layerwise` (each layer loses "
+      "--pruning_fraction of its own remaining weights).")
+  pruning_fraction: float = field(
+      0.2, "Fraction of the remaining weights removed per IMP round, in (0, 1) "
+      "(Frankle & Carbin: 0.2).")
+  output_layer_fraction: float = field(
+      -1.0, "Rate for the output layer (`logits`), pruned on its own outside "
+      "the global pool, in [0, 1) (Frankle & Carbin: 0.1); -1 prunes it like "
+      "the other layers.")
+  layers_to_ignore: str = field(
+      "", "Comma-separated names of layers never pruned (left unwrapped), "
+      "e.g. `logits` as open_lth does for LeNet and VGG.")
+  prune_only: str = field(
+      "", "`conv` prunes only convolutional layers (Mehta 2019); empty prunes "
+      "convolutional and dense layers.")
+
+  def ignored_layers(self) -> Tuple[str, ...]:
+    """``layers_to_ignore`` as a tuple of names."""
+    return tuple(s.strip() for s in self.layers_to_ignore.split(",")
+                 if s.strip())
+
+  def output_fraction(self) -> Optional[float]:
+    """The output layer's own rate, or None to prune it like the others."""
+    return None if self.output_layer_fraction < 0 else self.output_layer_fraction
+
+  def validate(self) -> None:
+    """Raises UserError naming the flag for an out-of-range value."""
+    from lottery_tf.pruning import masks  # pylint: disable=g-import-not-at-top
+    masks.get_strategy(self.pruning_strategy)
+    if not 0.0 < self.pruning_fraction < 1.0:
+      raise UserError(
+          f"--pruning_fraction: must be in (0, 1), got {self.pruning_fraction}")
+    f = self.output_layer_fraction
+    if f != -1.0 and not 0.0 <= f < 1.0:
+      raise UserError(f"--output_layer_fraction: must be -1 (like the other "
+                      f"layers) or in [0, 1), got {f}")
+    if self.prune_only not in ("", "conv"):
+      raise UserError(f"--prune_only: {self.prune_only!r} is not one of: '' "
+                      "(conv and dense layers), conv")
+    parts = [s.strip() for s in self.layers_to_ignore.split(",")]
+    if self.layers_to_ignore.strip() and not all(parts):
+      raise UserError(f"--layers_to_ignore: {self.layers_to_ignore!r} has an "
+                      "empty name; write comma-separated layer names")

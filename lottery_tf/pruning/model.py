@@ -1,0 +1,144 @@
+"""Masks on a wrapped Keras model: read, assign, prune, measure.
+
+All dicts are keyed by the inner layer's name (``"fc1"``).
+"""
+from typing import Dict, Iterable, Mapping, Optional, Union
+
+import numpy as np
+
+from lottery_tf._keras import keras
+from lottery_tf.errors import UserError
+from lottery_tf.pruning import masks as masks_lib
+from lottery_tf.pruning.hparams import PruningHparams
+from lottery_tf.pruning.wrap import wrappers
+
+#: The classifier's name in lottery_tf's model zoo (models.CLASSIFIER_NAME);
+#: repeated here so pruning does not import the model registry.
+OUTPUT_LAYER = "logits"
+
+
+def _pairs(model):
+  return {name: w.pruning_vars[0][:2] for name, w in wrappers(model).items()}
+
+
+def get_masks(model: keras.Model) -> Dict[str, np.ndarray]:
+  """``{layer: float32 0/1 mask}`` of every wrapped layer ({} if none)."""
+  return {name: mask.numpy() for name, (_, mask) in _pairs(model).items()}
+
+
+def get_kernels(model: keras.Model) -> Dict[str, np.ndarray]:
+  """``{layer: kernel}`` of every wrapped layer."""
+  return {name: kernel.numpy() for name, (kernel, _) in _pairs(model).items()}
+
+
+def set_masks(model: keras.Model, masks: Mapping[str, np.ndarray]) -> None:
+  """Assigns every wrapped layer's mask and multiplies its kernel by it.
+
+  ``masks`` must name exactly the wrapped layers. Multiplying the kernels is
+  what makes the masks take effect: our wrappers do not mask in the forward
+  pass (see ``OneShotPruneLowMagnitude``).
+
+  Trap this fixes: ``model.set_weights(w)`` / ``load_weights`` also assign
+  the wrappers' mask variables (tfmot exposes them as weights), so
+  ``set_weights`` with weights taken before masking silently restores the
+  old (e.g. all-ones) masks and dense kernels. Call ``set_masks`` after it.
+
+  Raises:
+    UserError naming the layer: unknown or missing layer, wrong shape, values
+    other than 0/1.
+  """
+  pairs = _pairs(model)
+  unknown = sorted(set(masks) - set(pairs))
+  if unknown:
+    raise UserError(f"masks name layer(s) {', '.join(map(repr, unknown))} "
+                    f"that model {model.name!r} does not prune (it prunes: "
+                    f"{', '.join(pairs) or 'nothing'})")
+  missing = [n for n in pairs if n not in masks]
+  if missing:
+    raise UserError(f"no mask for pruned layer(s) "
+                    f"{', '.join(map(repr, missing))} of model {model.name!r}")
+  values = {}
+  for name, (kernel, mask_var) in pairs.items():
+    value = np.asarray(masks[name])
+    if tuple(value.shape) != tuple(kernel.shape):
+      raise UserError(f"mask for layer {name!r} has shape {tuple(value.shape)}"
+                      f" but its kernel has shape {tuple(kernel.shape)}")
+    if not np.all((value == 0) | (value == 1)):
+      raise UserError(f"mask for layer {name!r} holds values other than 0 "
+                      "and 1")
+    values[name] = value.astype(mask_var.dtype.as_numpy_dtype)
+  for name, (kernel, mask_var) in pairs.items():
+    mask_var.assign(values[name])
+    kernel.assign(kernel.numpy() * values[name].astype(
+        kernel.dtype.as_numpy_dtype))
+
+
+def densities(model: keras.Model) -> Dict[str, float]:
+  """``{layer: density, ..., "overall": density over all pruned layers}``."""
+  current = get_masks(model)
+  out = masks_lib.layer_densities(current)
+  out["overall"] = masks_lib.density(current)
+  return out
+
+
+def _output_layer(names):
+  if OUTPUT_LAYER in names:
+    return OUTPUT_LAYER
+  return names[-1] if names else None
+
+
+def prune(model: keras.Model,
+          masks: Union[Mapping[str, np.ndarray], PruningHparams, str,
+                       None] = None,
+          hp: Union[PruningHparams, str, None] = None, *,
+          strategy: Optional[str] = None, fraction: Optional[float] = None,
+          output_layer: Optional[str] = None,
+          output_fraction: Optional[float] = None,
+          ignore: Optional[Iterable[str]] = None) -> Dict[str, np.ndarray]:
+  """The next round's masks from the model's kernels; assigns nothing.
+
+  Forms::
+
+      prune(model, hp)                  # current masks, PruningHparams
+      prune(model, masks, hp)           # the masks the model trained under
+      prune(model, "global", fraction=0.2, output_fraction=0.1)
+
+  ``hp`` (a :class:`PruningHparams`) gives strategy, fraction, the output
+  layer's own rate and the ignored layers; keyword arguments override it.
+  The output layer is ``logits`` if pruned, else the last pruned layer.
+  ``masks`` defaults to the model's current masks.
+  """
+  if isinstance(masks, (PruningHparams, str)):
+    masks, hp = None, masks
+  if isinstance(hp, str):
+    strategy = strategy or hp
+    hp = None
+  if hp is not None:
+    strategy = strategy or hp.pruning_strategy
+    fraction = hp.pruning_fraction if fraction is None else fraction
+    if output_fraction is None:
+      output_fraction = hp.output_fraction()
+    if ignore is None:
+      ignore = hp.ignored_layers()
+  if strategy is None:
+    strategy = "global"
+  if fraction is None:
+    raise UserError("--pruning_fraction: prune() needs a fraction")
+  ignore = tuple(ignore or ())
+  layer_names = {l.name for l in model.layers} | set(wrappers(model))
+  unknown = [n for n in ignore if n not in layer_names]
+  if unknown:
+    raise UserError(f"--layers_to_ignore: model {model.name!r} has no layer "
+                    f"named {', '.join(map(repr, unknown))}")
+  kernels = get_kernels(model)
+  current = get_masks(model) if masks is None else dict(masks)
+  names = list(kernels)
+  if output_layer is None:
+    output_layer = _output_layer(names)
+  if output_fraction is not None and output_layer not in kernels:
+    # The output layer is not wrapped (e.g. --layers_to_ignore=logits).
+    output_fraction = None
+  return masks_lib.get_strategy(strategy)(
+      kernels, current, fraction, output_layer=output_layer,
+      output_fraction=output_fraction,
+      ignore=[n for n in ignore if n in kernels])
