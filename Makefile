@@ -17,7 +17,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/lottery_tf train --flagfile=flags/demo_mnist5k.cfg
+	$(BIN)/lottery_tf find --flagfile=flags/demo_mnist5k.cfg
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -8,8 +8,11 @@ import os
 from lottery_tf.cli import flags as cli_flags
 from lottery_tf.cli.flags import FLAGS
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.lottery.hparams import LotteryHparams
+from lottery_tf.pruning.hparams import PruningHparams
 
-for _cls in (DatasetHparams, ModelHparams, TrainingHparams):
+for _cls in (DatasetHparams, ModelHparams, TrainingHparams, PruningHparams,
+             LotteryHparams):
   cli_flags.define_from(_cls)
 
 
@@ -42,6 +45,49 @@ _CANONICAL_INPUT = {
 }
 
 
+def find() -> str:
+  """IMP with rewinding, levels 0..N, with controls; resumable."""
+  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
+  from lottery_tf import hparams as hp_lib  # pylint: disable=g-import-not-at-top
+  from lottery_tf.lottery.runner import LotteryRunner  # pylint: disable=g-import-not-at-top
+  from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
+
+  dhp = cli_flags.from_flags(DatasetHparams)
+  mhp = cli_flags.from_flags(ModelHparams)
+  thp = cli_flags.from_flags(TrainingHparams)
+  php = cli_flags.from_flags(PruningHparams)
+  lhp = cli_flags.from_flags(LotteryHparams)
+  php.validate()
+  lhp.validate()
+  task = Task(dhp, mhp, thp)
+  artifacts.prepare_output_dir(FLAGS.output_dir)
+  exp_dir = artifacts.experiment_dir(
+      FLAGS.output_dir, _experiment_name("find", dhp, mhp),
+      hp_lib.experiment_hash(dhp, mhp, thp, php, lhp,
+                             extra={"command": "find"}))
+  runner = LotteryRunner(exp_dir, task, php, lhp, quiet=FLAGS.quiet)
+  return runner.run()
+
+
+cli_flags.flags.DEFINE_string(
+    "ticket", "", "A ticket directory (a level's `ticket/`), for export and "
+    "transfer.")
+cli_flags.flags.DEFINE_string(
+    "export_dir", "", "export: where to write the verified ticket, its masks "
+    "and weights as .npz, and export.json.")
+
+
+def export() -> str:
+  """Verifies a ticket and exports it with its masks and weights as .npz."""
+  from lottery_tf import tickets  # pylint: disable=g-import-not-at-top
+  if not FLAGS.ticket:
+    raise cli_flags.UserError("--ticket: required (a level's ticket/ directory)")
+  if not FLAGS.export_dir:
+    raise cli_flags.UserError("--export_dir: required")
+  ticket = tickets.load(FLAGS.ticket)
+  return tickets.export(ticket, FLAGS.export_dir)
+
+
 def list_() -> str:
   """Prints the datasets and models available, with parameter counts."""
   from lottery_tf import data, models  # pylint: disable=g-import-not-at-top
@@ -62,6 +108,8 @@ def list_() -> str:
 
 
 COMMANDS = {
+    "find": find,
     "train": train,
+    "export": export,
     "list": list_,
 }

@@ -8,6 +8,8 @@ import typing
 
 from absl import flags
 
+from lottery_tf.errors import UserError  # noqa: F401  (re-exported)
+
 FLAGS = flags.FLAGS
 
 _DEFINERS = {

@@ -1,0 +1,203 @@
+"""Tickets: a mask plus the rewind-point weights, exported as a SavedModel.
+
+``tf.saved_model.load(path)`` works in a plain TensorFlow process without
+lottery_tf: the loaded object has ``weights`` (``layer/weight`` -> variable,
+rewind-point values with pruned entries at 0), ``masks`` (layer -> 0/1
+variable) and a ``serving_default`` signature returning the masked network's
+``logits``. ``assets/ticket.json`` records the provenance and a sha256 of
+every other file, which ``load`` verifies before trusting anything.
+"""
+import dataclasses
+import os
+import shutil
+import tempfile
+from typing import Dict, Optional
+
+import numpy as np
+
+from lottery_tf import artifacts
+from lottery_tf._keras import keras, tf
+from lottery_tf.errors import UserError
+
+TICKET_JSON = os.path.join("assets", "ticket.json")
+FORMAT_VERSION = 1
+
+
+class _TicketModule(tf.Module):
+  """What the SavedModel holds; plain tf.Module so TF alone can load it."""
+
+  def __init__(self, model: keras.Model, masks: Dict[str, np.ndarray]):
+    super().__init__(name="ticket")
+    from lottery_tf.training.rewind import named_weights  # pylint: disable=g-import-not-at-top
+    self.model = model
+    # The same variable objects as the model's: saved once, read by name.
+    self.weights = dict(named_weights(model))
+    self.masks = {name: tf.Variable(np.asarray(m, np.float32), trainable=False,
+                                    name=f"mask_{name}")
+                  for name, m in masks.items()}
+    shape = [None, *model.inputs[0].shape[1:]]
+    self.serve = tf.function(
+        lambda x: {"logits": self.model(x, training=False)},
+        input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
+
+
+def _atomic_dir(path: str, write) -> None:
+  """``write(tmp_dir)`` then move it to ``path``, replacing what was there."""
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+  try:
+    write(tmp)
+    if os.path.exists(path):
+      old = tempfile.mkdtemp(prefix=".old-", dir=parent)
+      os.rmdir(old)
+      os.replace(path, old)
+      os.replace(tmp, path)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _file_hashes(root: str) -> Dict[str, str]:
+  out = {}
+  for dirpath, _, files in os.walk(root):
+    for name in files:
+      full = os.path.join(dirpath, name)
+      rel = os.path.relpath(full, root)
+      if rel != TICKET_JSON:
+        out[rel] = artifacts.sha256_file(full)
+  return dict(sorted(out.items()))
+
+
+def save(path: str, model: keras.Model, meta: dict) -> str:
+  """Exports a wrapped model holding rewind weights x mask as a ticket."""
+  from lottery_tf import pruning  # pylint: disable=g-import-not-at-top
+  masks = pruning.get_masks(model)
+  plain = pruning.strip(model)
+
+  def write(tmp):
+    module = _TicketModule(plain, masks)
+    tf.saved_model.save(module, tmp,
+                        signatures={"serving_default": module.serve})
+    record = dict(meta)
+    record["format_version"] = FORMAT_VERSION
+    record["masks"] = sorted(masks)
+    record["files"] = _file_hashes(tmp)
+    artifacts.write_json(os.path.join(tmp, TICKET_JSON), record)
+
+  _atomic_dir(path, write)
+  return path
+
+
+def save_trained(path: str, model: keras.Model) -> str:
+  """The trained, stripped network as a Keras SavedModel."""
+  _atomic_dir(path, lambda tmp: model.save(tmp, save_format="tf",
+                                           include_optimizer=False))
+  return path
+
+
+def read_meta(path: str, flag: str = "--ticket") -> dict:
+  """ticket.json after checking every file's sha256; UserError otherwise."""
+  meta_path = os.path.join(path, TICKET_JSON)
+  if not os.path.isdir(path):
+    raise UserError(f"{flag}: {path} is not a ticket directory")
+  if not os.path.exists(meta_path):
+    raise UserError(f"{flag}: {meta_path} is missing; not a lottery_tf ticket")
+  try:
+    meta = artifacts.read_json(meta_path)
+    expected = dict(meta["files"])
+  except (ValueError, KeyError, TypeError) as e:
+    raise UserError(f"{flag}: {meta_path} is corrupt ({e})") from e
+  actual = _file_hashes(path)
+  for rel, digest in expected.items():
+    if rel not in actual:
+      raise UserError(f"{flag}: ticket file {os.path.join(path, rel)} is "
+                      "missing")
+    if actual[rel] != digest:
+      raise UserError(f"{flag}: ticket file {os.path.join(path, rel)} was "
+                      "modified (sha256 mismatch); refusing to load it")
+  extra = set(actual) - set(expected)
+  if extra:
+    raise UserError(f"{flag}: unexpected file(s) in ticket {path}: "
+                    f"{', '.join(sorted(extra))}")
+  return meta
+
+
+@dataclasses.dataclass
+class Ticket:
+  path: str
+  meta: dict
+  weights: Dict[str, np.ndarray]
+  masks: Dict[str, np.ndarray]
+
+  @property
+  def model_name(self) -> str:
+    return self.meta["model"]
+
+  def build(self, input_shape=None, num_classes: Optional[int] = None,
+            seed: Optional[int] = None, skip=()) -> keras.Model:
+    """The wrapped Keras model with the ticket's weights and masks.
+
+    ``skip``: layers (e.g. the classifier, for transfer) left at their
+    fresh initialisation and dense masks.
+    """
+    from lottery_tf import models, pruning  # pylint: disable=g-import-not-at-top
+    from lottery_tf.training.rewind import load_weights  # pylint: disable=g-import-not-at-top
+    input_shape = tuple(input_shape or self.meta["input_shape"])
+    num_classes = num_classes or self.meta["num_classes"]
+    seed = self.meta.get("seed", 0) if seed is None else seed
+    model = models.build(self.model_name, input_shape, num_classes, seed=seed)
+    prune = self.meta.get("pruning", {})
+    ignored = [s for s in prune.get("layers_to_ignore", "").split(",") if s]
+    model = pruning.wrap(model, layers_to_ignore=ignored,
+                         prune_only=prune.get("prune_only") or None)
+    load_weights(model, self.weights, skip=skip)
+    current = pruning.get_masks(model)
+    masks = {k: (current[k] if k in skip else v) for k, v in self.masks.items()
+             if k in current}
+    pruning.set_masks(model, masks)
+    return model
+
+
+def load(path: str, flag: str = "--ticket") -> Ticket:
+  """Verifies and reads a ticket; UserError naming the file if it is bad."""
+  meta = read_meta(path, flag)
+  try:
+    loaded = tf.saved_model.load(path)
+    weights = {str(k): v.numpy() for k, v in loaded.weights.items()}
+    masks = {str(k): v.numpy() for k, v in loaded.masks.items()}
+  except (OSError, ValueError, tf.errors.OpError, AttributeError) as e:
+    raise UserError(f"{flag}: cannot load the SavedModel in {path}: "
+                    f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                    ) from e
+  return Ticket(path=path, meta=meta, weights=weights, masks=masks)
+
+
+def export(ticket: Ticket, export_dir: str) -> str:
+  """Copies a verified ticket to ``export_dir/ticket`` with ``.npz`` views.
+
+  ``masks.npz`` and ``weights.npz`` (rewind weights, pruned entries 0) serve
+  readers without TensorFlow; ``export.json`` records where it came from.
+  """
+  artifacts.prepare_output_dir(export_dir, "--export_dir")
+  dest = os.path.join(export_dir, "ticket")
+  if os.path.abspath(dest) == os.path.abspath(ticket.path):
+    raise UserError("--export_dir: would overwrite the ticket itself")
+  _atomic_dir(dest, lambda tmp: shutil.copytree(ticket.path, tmp,
+                                                dirs_exist_ok=True))
+  read_meta(dest, "--export_dir")  # the copy verifies too
+  artifacts.write_npz(os.path.join(export_dir, "masks.npz"), ticket.masks)
+  artifacts.write_npz(os.path.join(export_dir, "weights.npz"), ticket.weights)
+  summary = {"source": os.path.abspath(ticket.path), "ticket": dest,
+             "model": ticket.model_name, "level": ticket.meta.get("level"),
+             "density": ticket.meta.get("density"),
+             "versions": artifacts.library_versions()}
+  path = os.path.join(export_dir, "export.json")
+  artifacts.write_json(path, summary)
+  return path
+
+
+__all__ = ["Ticket", "export", "load", "read_meta", "save", "save_trained"]
