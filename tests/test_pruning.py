@@ -582,3 +582,25 @@ class PruningHparamsTest(tf.test.TestCase, parameterized.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+def test_conv_layers_at_their_own_rate_layerwise_and_global():
+  """Frankle & Carbin's Conv-2: conv 10%, dense 20%, output 10% per round."""
+  from lottery_tf import models, pruning as pruning_api
+  from lottery_tf.pruning.hparams import PruningHparams
+  model = pruning_api.wrap(models.build("conv2", (8, 8, 1), 10, seed=0))
+  for strategy in ("layerwise", "global"):
+    hp = PruningHparams(pruning_strategy=strategy, pruning_fraction=0.2,
+                        conv_layer_fraction=0.1, output_layer_fraction=0.1)
+    masks = pruning_api.prune(model, hp)
+    dens = {n: float(m.mean()) for n, m in masks.items()}
+    for conv in ("conv1", "conv2"):
+      assert abs(dens[conv] - 0.9) < 0.002, (strategy, dens)
+    assert abs(dens["logits"] - 0.9) < 0.002
+    fc = [masks[n] for n in ("fc1", "fc2")]
+    kept = sum(m.sum() for m in fc) / sum(m.size for m in fc)
+    assert abs(kept - 0.8) < 0.001, (strategy, dens)
+  import pytest as _pytest
+  from lottery_tf.errors import UserError as _UserError
+  with _pytest.raises(_UserError, match="--conv_layer_fraction"):
+    PruningHparams(conv_layer_fraction=1.5).validate()

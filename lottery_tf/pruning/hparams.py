@@ -20,6 +20,10 @@ class PruningHparams(Hparams):
       -1.0, "Rate for the output layer (`logits`), pruned on its own outside "
       "the global pool, in [0, 1) (Frankle & Carbin: 0.1); -1 prunes it like "
       "the other layers.")
+  conv_layer_fraction: float = field(
+      -1.0, "Rate for every convolutional layer, each pruned on its own "
+      "outside the global pool, in [0, 1) (Frankle & Carbin: 0.1 for Conv-2 "
+      "and Conv-4, 0.15 for Conv-6); -1 prunes them like the other layers.")
   layers_to_ignore: str = field(
       "", "Comma-separated names of layers never pruned (left unwrapped), "
       "e.g. `logits` as open_lth does for LeNet and VGG.")
@@ -36,6 +40,10 @@ class PruningHparams(Hparams):
     """The output layer's own rate, or None to prune it like the others."""
     return None if self.output_layer_fraction < 0 else self.output_layer_fraction
 
+  def conv_fraction(self) -> Optional[float]:
+    """The conv layers' own rate, or None to prune them like the others."""
+    return None if self.conv_layer_fraction < 0 else self.conv_layer_fraction
+
   def validate(self) -> None:
     """Raises UserError naming the flag for an out-of-range value."""
     from lottery_tf.pruning import masks  # pylint: disable=g-import-not-at-top
@@ -46,6 +54,10 @@ class PruningHparams(Hparams):
     f = self.output_layer_fraction
     if f != -1.0 and not 0.0 <= f < 1.0:
       raise UserError(f"--output_layer_fraction: must be -1 (like the other "
+                      f"layers) or in [0, 1), got {f}")
+    f = self.conv_layer_fraction
+    if f != -1.0 and not 0.0 <= f < 1.0:
+      raise UserError(f"--conv_layer_fraction: must be -1 (like the other "
                       f"layers) or in [0, 1), got {f}")
     if self.prune_only not in ("", "conv"):
       raise UserError(f"--prune_only: {self.prune_only!r} is not one of: '' "

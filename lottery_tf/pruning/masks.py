@@ -124,10 +124,15 @@ def _prune_one(name, weight, mask, fraction: float) -> np.ndarray:
   return _apply(weight, mask, t, n_ties)[0]
 
 
-def _split(masks, output_layer, output_fraction, ignore):
-  """(layers pruned at ``fraction``, {output layer: its fraction} or {})."""
+def _split(masks, output_layer, output_fraction, ignore, own_fractions=None):
+  """(layers pruned at ``fraction``, {layer: its own fraction})."""
   ignore = set(ignore or ())
   own = {}
+  for name, frac in (own_fractions or {}).items():
+    if name not in masks:
+      raise UserError(f"--conv_layer_fraction: no prunable layer named {name!r}")
+    if name not in ignore:
+      own[name] = _check_fraction(frac, "--conv_layer_fraction")
   if output_fraction is not None:
     output_fraction = _check_fraction(output_fraction, "--output_layer_fraction")
     if output_layer is None:
@@ -145,18 +150,21 @@ def prune_global(weights: Mapping[str, np.ndarray],
                  masks: Mapping[str, np.ndarray], fraction: float, *,
                  output_layer: Optional[str] = None,
                  output_fraction: Optional[float] = None,
-                 ignore: Iterable[str] = ()) -> Masks:
+                 ignore: Iterable[str] = (),
+                 own_fractions: Optional[Mapping[str, float]] = None) -> Masks:
   """One magnitude threshold across all layers' alive entries.
 
   Removes exactly ``round(fraction * R)`` of the R alive entries of the
   pooled layers, the smallest |w| (ties: earlier layer in ``masks`` order,
   then lower flat index). With ``output_fraction``, ``output_layer`` is pruned
   on its own at that rate, outside the pool (Frankle & Carbin prune the
-  output layer at 10%). Layers in ``ignore`` keep their masks.
+  output layer at 10%); so is each layer of ``own_fractions`` at its rate.
+  Layers in ``ignore`` keep their masks.
   """
   _check(weights, masks)
   fraction = _check_fraction(fraction, "--pruning_fraction")
-  pool, own = _split(masks, output_layer, output_fraction, ignore)
+  pool, own = _split(masks, output_layer, output_fraction, ignore,
+                     own_fractions)
   out = {n: None for n in masks}  # Keeps the input's layer order.
   for name, frac in own.items():
     out[name] = _prune_one(name, weights[name], masks[name], frac)
@@ -177,14 +185,18 @@ def prune_layerwise(weights: Mapping[str, np.ndarray],
                     masks: Mapping[str, np.ndarray], fraction: float, *,
                     output_layer: Optional[str] = None,
                     output_fraction: Optional[float] = None,
-                    ignore: Iterable[str] = ()) -> Masks:
+                    ignore: Iterable[str] = (),
+                    own_fractions: Optional[Mapping[str, float]] = None
+                    ) -> Masks:
   """Each layer loses ``round(fraction * its remaining)`` smallest |w|.
 
-  ``output_layer`` at ``output_fraction`` if given; ``ignore`` keeps masks.
+  ``output_layer`` at ``output_fraction`` and the layers of
+  ``own_fractions`` at theirs, if given; ``ignore`` keeps masks.
   """
   _check(weights, masks)
   fraction = _check_fraction(fraction, "--pruning_fraction")
-  pool, own = _split(masks, output_layer, output_fraction, ignore)
+  pool, own = _split(masks, output_layer, output_fraction, ignore,
+                     own_fractions)
   rates = {**{n: fraction for n in pool}, **own}
   return {n: (_prune_one(n, weights[n], m, rates[n]) if n in rates
               else _dense_mask(m))

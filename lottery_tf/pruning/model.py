@@ -138,7 +138,12 @@ def prune(model: keras.Model,
   if output_fraction is not None and output_layer not in kernels:
     # The output layer is not wrapped (e.g. --layers_to_ignore=logits).
     output_fraction = None
+  own_fractions = None
+  if hp is not None and hp.conv_fraction() is not None:
+    # Frankle & Carbin prune Conv-2/4/6's conv layers at their own rate.
+    own_fractions = {n: hp.conv_fraction() for n, k in kernels.items()
+                     if k.ndim >= 3 and n not in ignore}
   return masks_lib.get_strategy(strategy)(
       kernels, current, fraction, output_layer=output_layer,
       output_fraction=output_fraction,
-      ignore=[n for n in ignore if n in kernels])
+      ignore=[n for n in ignore if n in kernels], own_fractions=own_fractions)
