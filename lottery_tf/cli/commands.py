@@ -10,9 +10,11 @@ from lottery_tf.cli.flags import FLAGS
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.pruning.hparams import PruningHparams
+from lottery_tf.transfer.hparams import TransferHparams
+from lottery_tf.transfer.grid import GridHparams as _GridHparams
 
 for _cls in (DatasetHparams, ModelHparams, TrainingHparams, PruningHparams,
-             LotteryHparams):
+             LotteryHparams, TransferHparams, _GridHparams):
   cli_flags.define_from(_cls)
 
 
@@ -48,7 +50,7 @@ _CANONICAL_INPUT = {
 def find() -> str:
   """IMP with rewinding, levels 0..N, with controls; resumable."""
   from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
-  from lottery_tf import hparams as hp_lib  # pylint: disable=g-import-not-at-top
+  from lottery_tf.lottery import experiments  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.runner import LotteryRunner  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
 
@@ -61,10 +63,8 @@ def find() -> str:
   lhp.validate()
   task = Task(dhp, mhp, thp)
   artifacts.prepare_output_dir(FLAGS.output_dir)
-  exp_dir = artifacts.experiment_dir(
-      FLAGS.output_dir, _experiment_name("find", dhp, mhp),
-      hp_lib.experiment_hash(dhp, mhp, thp, php, lhp,
-                             extra={"command": "find"}))
+  exp_dir = experiments.find_experiment_dir(FLAGS.output_dir, task, php, lhp,
+                                            FLAGS.experiment_name)
   runner = LotteryRunner(exp_dir, task, php, lhp, quiet=FLAGS.quiet)
   return runner.run()
 
@@ -86,6 +86,46 @@ def export() -> str:
     raise cli_flags.UserError("--export_dir: required")
   ticket = tickets.load(FLAGS.ticket)
   return tickets.export(ticket, FLAGS.export_dir)
+
+
+def transfer() -> str:
+  """Trains a ticket on a target dataset (any optimizer), with controls."""
+  from lottery_tf import artifacts, tickets  # pylint: disable=g-import-not-at-top
+  from lottery_tf.transfer import TransferRunner  # pylint: disable=g-import-not-at-top
+  if not FLAGS.ticket:
+    raise cli_flags.UserError("--ticket: required (a level's ticket/ directory)")
+  if cli_flags.was_set("model"):
+    raise cli_flags.UserError("--model: transfer uses the ticket's model; "
+                              "drop --model")
+  dhp = cli_flags.from_flags(DatasetHparams)
+  thp = cli_flags.from_flags(TrainingHparams)
+  trhp = cli_flags.from_flags(TransferHparams)
+  trhp.validate()
+  from lottery_tf.training import optimizers  # pylint: disable=g-import-not-at-top
+  optimizers.validate(thp)
+  ticket = tickets.load(FLAGS.ticket)
+  artifacts.prepare_output_dir(FLAGS.output_dir)
+  runner = TransferRunner(FLAGS.output_dir, ticket, dhp, thp, trhp,
+                          prune_only=FLAGS.prune_only,
+                          name=FLAGS.experiment_name, quiet=FLAGS.quiet)
+  return runner.run()
+
+
+def grid() -> str:
+  """find on every source, transfer to every target; table, plots, heatmap."""
+  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
+  from lottery_tf.transfer import grid as grid_lib  # pylint: disable=g-import-not-at-top
+  dhp = cli_flags.from_flags(DatasetHparams)
+  if cli_flags.was_set("dataset"):
+    raise cli_flags.UserError("--dataset: grid takes --sources and --targets")
+  runner = grid_lib.GridRunner(
+      FLAGS.output_dir, dhp, cli_flags.from_flags(ModelHparams),
+      cli_flags.from_flags(TrainingHparams),
+      cli_flags.from_flags(PruningHparams), cli_flags.from_flags(LotteryHparams),
+      cli_flags.from_flags(TransferHparams), cli_flags.from_flags(_GridHparams),
+      quiet=FLAGS.quiet)
+  artifacts.prepare_output_dir(FLAGS.output_dir)
+  return runner.run()
 
 
 def list_() -> str:
@@ -110,6 +150,8 @@ def list_() -> str:
 COMMANDS = {
     "find": find,
     "train": train,
+    "transfer": transfer,
+    "grid": grid,
     "export": export,
     "list": list_,
 }

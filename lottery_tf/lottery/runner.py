@@ -178,11 +178,12 @@ class LotteryRunner:
                           seed=seed)
       if self.save_tickets:
         tickets.save_trained(os.path.join(d, "trained"), pruning.strip(model))
-      if level < self.lhp.levels:
-        next_masks = pruning.prune(model, masks, self.php)
-        artifacts.write_npz(
-            os.path.join(level_dir(self.exp_dir, level + 1), "mask.npz"),
-            next_masks)
+      # Always, even at the last level asked for: a later run with a larger
+      # --levels (levels are not in the hash) extends this experiment.
+      next_masks = pruning.prune(model, masks, self.php)
+      artifacts.write_npz(
+          os.path.join(level_dir(self.exp_dir, level + 1), "mask.npz"),
+          next_masks)
       if self.save_tickets:
         self._save_ticket(os.path.join(d, "ticket"), level, masks,
                           rewind_weights, out)

@@ -65,5 +65,14 @@ class Task:
     splits = ["train", "test"]
     if self.dhp.validation_fraction > 0:
       splits.insert(1, "validation")
-    return {s: data.load(self.dhp, s, batch_size=eval_batch_size)
-            for s in splits}
+    out = {}
+    for s in splits:
+      ds = data.load(self.dhp, s, batch_size=eval_batch_size)
+      if ds.cardinality() < 0:
+        # A class subset filters, so tf.data cannot count; Keras needs the
+        # count to evaluate with steps_per_execution > 1.
+        n = self.info.num_examples[s]
+        ds = ds.apply(tf.data.experimental.assert_cardinality(
+            math.ceil(n / eval_batch_size)))
+      out[s] = ds
+    return out

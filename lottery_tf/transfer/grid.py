@@ -1,0 +1,361 @@
+"""The source x target grid of Morcos et al. 2019, with optimizer transfer.
+
+For each source dataset and source optimizer, IMP finds tickets (``find``);
+each ticket of the chosen levels is transferred to each target with each
+target optimizer (``transfer``), with replicates; the targets' own tickets,
+random tickets and dense networks are the controls. Everything is a normal
+find/transfer experiment under OUTPUT_DIR, so a re-run resumes and other
+commands reuse what the grid computed.
+"""
+import collections
+import csv
+import dataclasses
+import io
+import os
+import re
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from lottery_tf import artifacts, hparams as hp_lib, tickets
+from lottery_tf.errors import UserError
+from lottery_tf.hparams import (DatasetHparams, Hparams, ModelHparams,
+                                TrainingHparams, field)
+from lottery_tf.lottery.experiments import find_experiment_dir
+from lottery_tf.lottery.hparams import LotteryHparams
+from lottery_tf.lottery.runner import LotteryRunner, level_dir
+from lottery_tf.lottery.task import Task
+from lottery_tf.pruning.hparams import PruningHparams
+from lottery_tf.transfer import TransferRunner
+from lottery_tf.transfer.hparams import TransferHparams
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class GridHparams(Hparams):
+  group = "grid"
+  sources: str = field(
+      "", "grid: comma-separated source datasets; a class subset in "
+      "brackets, e.g. `mnist_5k[0-4]`.")
+  targets: str = field("", "grid: comma-separated target datasets (same "
+                       "syntax as --sources).")
+  source_optimizers: str = field(
+      "sgd", "grid: optimizers the source tickets are found with (`sgd`, "
+      "`adam`).")
+  target_optimizers: str = field(
+      "sgd", "grid: optimizers the transferred tickets are trained with.")
+  sgd_lr: float = field(0.1, "grid: learning rate of the `sgd` recipe.")
+  sgd_momentum: float = field(0.9, "grid: momentum of the `sgd` recipe.")
+  adam_lr: float = field(3e-4, "grid: learning rate of the `adam` recipe.")
+  transfer_levels: str = field(
+      "", "grid: comma-separated levels to transfer (empty: 1..--levels).")
+  replicates: int = field(
+      1, "grid: seeds per transfer and random ticket; the table reports mean "
+      "and standard deviation.")
+  heatmap_level: int = field(
+      -1, "grid: level shown in the heatmap (-1: the last one).",
+      affects_results=False)
+
+  def validate(self, levels: int):
+    for flag in ("sources", "targets"):
+      if not parse_datasets(getattr(self, flag), flag):
+        raise UserError(f"--{flag}: give at least one dataset")
+    for flag in ("source_optimizers", "target_optimizers"):
+      names = _split(getattr(self, flag))
+      bad = [n for n in names if n not in OPTIMIZERS]
+      if not names or bad:
+        raise UserError(f"--{flag}: {getattr(self, flag)!r}; choose from: "
+                        f"{', '.join(OPTIMIZERS)}")
+    if self.replicates < 1:
+      raise UserError(f"--replicates: must be >= 1, got {self.replicates}")
+    for lv in self.levels(levels):
+      if not 0 <= lv <= levels:
+        raise UserError(f"--transfer_levels: level {lv} is not in 0..{levels}")
+    if self.heatmap_level > levels:
+      raise UserError(f"--heatmap_level: {self.heatmap_level} > --levels "
+                      f"{levels}")
+
+  def levels(self, levels: int) -> List[int]:
+    if not self.transfer_levels.strip():
+      return list(range(1, levels + 1)) or [0]
+    try:
+      return [int(x) for x in _split(self.transfer_levels)]
+    except ValueError:
+      raise UserError(f"--transfer_levels: {self.transfer_levels!r} is not "
+                      "a comma-separated list of levels") from None
+
+
+def _split(text: str) -> List[str]:
+  return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+_SPEC = re.compile(r"^([\w/]+)(?:\[([0-9,\- ]+)\])?$")
+
+
+def parse_datasets(text: str, flag: str) -> List[Tuple[str, str]]:
+  """``"mnist_5k[0-4],digits"`` -> [("mnist_5k", "0-4"), ("digits", "")]."""
+  out, depth, part = [], 0, ""
+  for ch in text + ",":
+    if ch == "," and depth == 0:
+      if part.strip():
+        m = _SPEC.match(part.strip())
+        if not m:
+          raise UserError(f"--{flag}: {part.strip()!r} is not NAME or "
+                          "NAME[classes], e.g. mnist_5k[0-4]")
+        out.append((m.group(1), (m.group(2) or "").replace(" ", "")))
+      part = ""
+      continue
+    depth += ch == "["
+    depth -= ch == "]"
+    part += ch
+  return out
+
+
+def label(spec: Tuple[str, str]) -> str:
+  name, classes = spec
+  return f"{name}[{classes}]" if classes else name
+
+
+def recipe(thp: TrainingHparams, ghp: GridHparams, optimizer: str
+           ) -> TrainingHparams:
+  if optimizer == "sgd":
+    return thp.replace(optimizer="sgd", lr=ghp.sgd_lr,
+                       momentum=ghp.sgd_momentum)
+  return thp.replace(optimizer="adam", lr=ghp.adam_lr, momentum=0.0,
+                     nesterov=False)
+
+
+class GridRunner:
+  """Runs the grid resumably; writes grid.csv, grid.json, plots, heatmap."""
+
+  def __init__(self, output_dir: str, base_dhp: DatasetHparams,
+               mhp: ModelHparams, thp: TrainingHparams, php: PruningHparams,
+               lhp: LotteryHparams, trhp: TransferHparams, ghp: GridHparams,
+               *, quiet: bool = False, log=print):
+    ghp.validate(lhp.levels)
+    php.validate()
+    lhp.validate()
+    trhp.validate()
+    self.output_dir = output_dir
+    self.base_dhp, self.mhp, self.thp = base_dhp, mhp, thp
+    self.php, self.trhp, self.ghp = php, trhp, ghp
+    self.lhp = lhp.replace(controls="")
+    self.quiet, self.log = quiet, log
+    self.sources = parse_datasets(ghp.sources, "sources")
+    self.targets = parse_datasets(ghp.targets, "targets")
+    digest = hp_lib.experiment_hash(base_dhp, mhp, thp, php, self.lhp, trhp,
+                                    ghp, extra={"command": "grid"})
+    self.exp_dir = artifacts.experiment_dir(output_dir,
+                                            f"grid_{mhp.model}", digest)
+
+  def _dhp(self, spec) -> DatasetHparams:
+    return self.base_dhp.replace(dataset=spec[0], classes=spec[1])
+
+  def find_source(self, spec, optimizer) -> str:
+    task = Task(self._dhp(spec), self.mhp, recipe(self.thp, self.ghp,
+                                                  optimizer))
+    exp_dir = find_experiment_dir(self.output_dir, task, self.php, self.lhp)
+    LotteryRunner(exp_dir, task, self.php, self.lhp, quiet=self.quiet,
+                  log=lambda line: self.log(f"[{label(spec)} {optimizer}] "
+                                            + line)).run()
+    return exp_dir
+
+  def run(self) -> str:
+    os.makedirs(self.exp_dir, exist_ok=True)
+    levels = self.ghp.levels(self.lhp.levels)
+    records = []
+    for so in _split(self.ghp.source_optimizers):
+      for src in self.sources:
+        find_dir = self.find_source(src, so)
+        for level in levels:
+          ticket = tickets.load(os.path.join(level_dir(find_dir, level),
+                                             "ticket"))
+          for tgt in self.targets:
+            for to in _split(self.ghp.target_optimizers):
+              for r in range(self.ghp.replicates):
+                thp = recipe(self.thp, self.ghp, to)
+                thp = thp.replace(seed=thp.seed + r)
+                controls = ("own_ticket,random_ticket,dense" if r == 0
+                            else "random_ticket")
+                runner = TransferRunner(
+                    self.output_dir, ticket, self._dhp(tgt), thp,
+                    self.trhp.replace(transfer_controls=controls),
+                    prune_only=self.php.prune_only, quiet=self.quiet,
+                    name=(f"transfer_{self.mhp.model}_{label(src)}_{so}_l"
+                          f"{level:02d}_to_{label(tgt)}_{to}"),
+                    log=lambda line: None)
+                summary = artifacts.read_json(runner.run())
+                for kind, m in summary["runs"].items():
+                  records.append({
+                      "kind": kind,
+                      "source": label(src) if kind in (
+                          "transfer", "random_ticket") else label(tgt),
+                      "source_optimizer": so if kind in (
+                          "transfer", "random_ticket") else to,
+                      "target": label(tgt), "target_optimizer": to,
+                      "level": level if kind != "dense" else 0,
+                      "density": m["density"],
+                      "accuracy": m["metrics"]["test_accuracy"],
+                      "replicate": r})
+                t = summary["runs"]["transfer"]
+                self.log(f"{label(src)} ({so}) level {level:02d} -> "
+                         f"{label(tgt)} ({to}) seed+{r}: "
+                         f"{100 * t['metrics']['test_accuracy']:.2f}% at "
+                         f"{100 * t['density']:.1f}% of weights")
+    rows = aggregate(records)
+    self._write(rows, levels)
+    return os.path.join(self.exp_dir, "grid.json")
+
+  def _write(self, rows: List[dict], levels: List[int]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    artifacts.write_bytes(os.path.join(self.exp_dir, "grid.csv"),
+                          buf.getvalue().encode())
+    heat_level = levels[-1] if self.ghp.heatmap_level < 0 else \
+        self.ghp.heatmap_level
+    plots = plot_grid(rows, self.exp_dir, heat_level)
+    artifacts.write_json(os.path.join(self.exp_dir, "grid.json"), {
+        "rows": rows, "plots": plots, "heatmap_level": heat_level,
+        "hparams": hp_lib.to_json_dict(self.base_dhp, self.mhp, self.thp,
+                                       self.php, self.lhp, self.trhp,
+                                       self.ghp),
+        "versions": artifacts.library_versions()})
+    self.log(format_table(rows))
+
+
+KEY = ("kind", "source", "source_optimizer", "target", "target_optimizer",
+       "level")
+
+
+def aggregate(records: List[dict]) -> List[dict]:
+  groups: Dict[tuple, List[dict]] = collections.OrderedDict()
+  for rec in records:
+    groups.setdefault(tuple(rec[k] for k in KEY), []).append(rec)
+  rows = []
+  for key, recs in groups.items():
+    # The same control can be reached from several sources: count it once.
+    seen = {}
+    for rec in recs:
+      seen[(rec["replicate"], rec["accuracy"], rec["density"])] = rec
+    accs = np.array([r["accuracy"] for r in seen.values()])
+    row = dict(zip(KEY, key))
+    row.update(density=float(np.mean([r["density"] for r in seen.values()])),
+               accuracy_mean=float(accs.mean()),
+               accuracy_std=float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
+               replicates=len(accs))
+    rows.append(row)
+  return rows
+
+
+def format_table(rows: List[dict]) -> str:
+  lines = [f"{'kind':<14}{'source':<18}{'target':<18}{'opt':<11}{'level':>5}"
+           f"{'density':>9}{'accuracy':>16}"]
+  for r in rows:
+    opt = f"{r['source_optimizer']}>{r['target_optimizer']}"
+    lines.append(f"{r['kind']:<14}{r['source']:<18}{r['target']:<18}{opt:<11}"
+                 f"{r['level']:>5}{100 * r['density']:>8.1f}%"
+                 f"{100 * r['accuracy_mean']:>9.2f} ± {100 * r['accuracy_std']:.2f}")
+  return "\n".join(lines)
+
+
+def plot_grid(rows: List[dict], out_dir: str, heat_level: int) -> List[str]:
+  """One accuracy-vs-density plot per target, and the heatmap."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
+  paths = []
+  targets = sorted({(r["target"], r["target_optimizer"]) for r in rows})
+  for target, to in targets:
+    mine = [r for r in rows if r["target"] == target
+            and r["target_optimizer"] == to]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    curves = collections.OrderedDict()
+    for r in mine:
+      if r["kind"] == "transfer":
+        name = f"{r['source']} ({r['source_optimizer']}) ticket"
+      elif r["kind"] == "own_ticket":
+        name = f"{target} own ticket"
+      elif r["kind"] == "random_ticket":
+        name = "random ticket"
+      else:
+        continue
+      curves.setdefault((r["kind"] != "transfer", name), []).append(r)
+    for (is_control, name), pts in sorted(curves.items()):
+      by_level = collections.defaultdict(list)
+      for p in pts:
+        by_level[p["level"]].append(p)
+      xs, ys, es = [], [], []
+      for lv in sorted(by_level):
+        ps = by_level[lv]
+        xs.append(100 * np.mean([p["density"] for p in ps]))
+        ys.append(100 * np.mean([p["accuracy_mean"] for p in ps]))
+        es.append(100 * np.mean([p["accuracy_std"] for p in ps]))
+      style = {"random ticket": ("^:", "0.45"),
+               f"{target} own ticket": ("s--", "k")}.get(name, ("o-", None))
+      ax.errorbar(xs, ys, yerr=es, fmt=style[0], color=style[1], label=name,
+                  capsize=2)
+    for r in mine:
+      if r["kind"] == "dense":
+        ax.axhline(100 * r["accuracy_mean"], color="gray", lw=1, ls="-.",
+                   label="dense")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ticks = sorted({round(100 * r["density"], 1) for r in mine}, reverse=True)
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"target {target}, trained with {to}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(out_dir, f"transfer_to_{_safe(target)}_{to}.png")
+    with artifacts.atomic_path(path) as tmp:
+      fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    paths.append(path)
+  # Heatmap: source (optimizer) x target (optimizer) at one level.
+  cells = [r for r in rows if r["kind"] == "transfer" and r["level"] == heat_level]
+  if cells:
+    srcs = sorted({(r["source"], r["source_optimizer"]) for r in cells})
+    tgts = sorted({(r["target"], r["target_optimizer"]) for r in cells})
+    grid = np.full((len(srcs), len(tgts)), np.nan)
+    for r in cells:
+      grid[srcs.index((r["source"], r["source_optimizer"])),
+           tgts.index((r["target"], r["target_optimizer"]))] = \
+          100 * r["accuracy_mean"]
+    fig, ax = plt.subplots(figsize=(max(4.8, 2.2 + 1.5 * len(tgts)),
+                                    1.6 + 0.6 * len(srcs)))
+    im = ax.imshow(grid, cmap="viridis", aspect="auto")
+    for i in range(len(srcs)):
+      for j in range(len(tgts)):
+        if not np.isnan(grid[i, j]):
+          ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center",
+                  color="w" if grid[i, j] < np.nanmean(grid) else "k",
+                  fontsize=9)
+    ax.set_xticks(range(len(tgts)), [f"{t}\n({o})" for t, o in tgts],
+                  fontsize=8)
+    ax.set_yticks(range(len(srcs)), [f"{s} ({o})" for s, o in srcs],
+                  fontsize=8)
+    ax.set_xlabel("target")
+    ax.set_ylabel("source ticket")
+    density = 100 * np.mean([r["density"] for r in cells])
+    ax.set_title(f"test accuracy (%), level {heat_level}\n"
+                 f"({density:.1f}% of weights)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path = os.path.join(out_dir, f"heatmap_level{heat_level:02d}.png")
+    with artifacts.atomic_path(path) as tmp:
+      fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    paths.append(path)
+  return paths
+
+
+def _safe(name: str) -> str:
+  return re.sub(r"[^\w\-]+", "_", name).strip("_")
