@@ -23,6 +23,37 @@ OVERRIDES = ["--training_steps=2it", "--levels=1", "--batch_size=4",
              "--rewind=1it", "--quiet"]
 
 
+# Per command, after OVERRIDES: a find smoke-runs the dense level only (big
+# presets save VGG19/ResNet-50 tickets otherwise); a grid keeps its
+# optimizers but only its first source and first target.
+COMMAND_OVERRIDES = {
+    "find": ["--levels=0", "--controls="],
+    "grid": ["--levels=1", "--transfer_levels=", "--replicates=1"],
+}
+
+
+def _first_of(path, flag):
+  with open(path) as f:
+    for line in f:
+      if line.startswith(f"--{flag}="):
+        value = line.strip().split("=", 1)[1]
+        depth, out = 0, ""
+        for ch in value:
+          if ch == "," and depth == 0:
+            break
+          depth += (ch == "[") - (ch == "]")
+          out += ch
+        return [f"--{flag}={out}"]
+  return []
+
+
+def command_overrides(path, command):
+  extra = list(COMMAND_OVERRIDES.get(command, []))
+  if command == "grid":
+    extra += _first_of(path, "sources") + _first_of(path, "targets")
+  return extra
+
+
 def command_of(path):
   with open(path) as f:
     for line in f:
@@ -37,9 +68,10 @@ def main(out_dir, paths):
   with tfds.testing.mock_data(num_examples=24):
     for path in paths:
       FLAGS.unparse_flags()
+      command = command_of(path)
       FLAGS(["lottery_tf", f"--flagfile={path}", *OVERRIDES,
-             f"--output_dir={out_dir}"])
-      results[os.path.basename(path)] = commands.COMMANDS[command_of(path)]()
+             *command_overrides(path, command), f"--output_dir={out_dir}"])
+      results[os.path.basename(path)] = commands.COMMANDS[command]()
   print(json.dumps(results))
 
 

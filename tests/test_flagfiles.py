@@ -37,4 +37,4 @@ def test_every_preset_runs_a_few_steps_on_mock_data(tmp_path):
   for name, path in results.items():
     assert os.path.exists(path), name
     summary = json.load(open(path))
-    assert summary["rows"], name
+    assert summary.get("rows") or summary.get("runs"), name

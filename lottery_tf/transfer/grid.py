@@ -109,6 +109,9 @@ def parse_datasets(text: str, flag: str) -> List[Tuple[str, str]]:
     depth += ch == "["
     depth -= ch == "]"
     part += ch
+  if depth != 0 or part.strip(","):
+    raise UserError(f"--{flag}: unbalanced brackets in {text!r}; write "
+                    "NAME[classes], e.g. mnist_5k[0-4]")
   return out
 
 
