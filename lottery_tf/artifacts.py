@@ -28,6 +28,10 @@ def atomic_path(path: str):
   os.close(fd)
   try:
     yield tmp
+    # mkstemp creates 0600; results are meant to be shared like any file.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

@@ -208,6 +208,7 @@ class GridRunner:
                          f"{100 * t['density']:.1f}% of weights")
     rows = aggregate(records)
     self._write(rows, levels)
+    self.log(compare(rows))
     return os.path.join(self.exp_dir, "grid.json")
 
   def _write(self, rows: List[dict], levels: List[int]) -> None:
@@ -221,7 +222,7 @@ class GridRunner:
         self.ghp.heatmap_level
     plots = plot_grid(rows, self.exp_dir, heat_level)
     artifacts.write_json(os.path.join(self.exp_dir, "grid.json"), {
-        "rows": rows, "plots": plots, "heatmap_level": heat_level,
+        "rows": rows, "comparison": compare(rows), "plots": plots, "heatmap_level": heat_level,
         "hparams": hp_lib.to_json_dict(self.base_dhp, self.mhp, self.thp,
                                        self.php, self.lhp, self.trhp,
                                        self.ghp),
@@ -251,6 +252,34 @@ def aggregate(records: List[dict]) -> List[dict]:
                replicates=len(accs))
     rows.append(row)
   return rows
+
+
+def compare(rows: List[dict]) -> str:
+  """How transferred tickets fare against random tickets and own tickets."""
+  idx = {}
+  for r in rows:
+    idx[(r["kind"], r["source"], r["source_optimizer"], r["target"],
+         r["target_optimizer"], r["level"])] = r["accuracy_mean"]
+  wins, n, vs_random, vs_own = 0, 0, [], []
+  for (kind, src, so, tgt, to, lv), acc in idx.items():
+    if kind != "transfer":
+      continue
+    rand = idx.get(("random_ticket", src, so, tgt, to, lv))
+    own = idx.get(("own_ticket", tgt, to, tgt, to, lv))
+    if rand is not None:
+      n += 1
+      wins += acc > rand
+      vs_random.append(acc - rand)
+    if own is not None:
+      vs_own.append(acc - own)
+  parts = []
+  if n:
+    parts.append(f"transferred tickets beat random tickets in {wins} of {n} "
+                 f"cells (mean {100 * np.mean(vs_random):+.2f} pt)")
+  if vs_own:
+    parts.append(f"and are on average {100 * np.mean(vs_own):+.2f} pt from "
+                 f"the target's own ticket")
+  return " ".join(parts) or "no comparable cells"
 
 
 def format_table(rows: List[dict]) -> str:
@@ -307,7 +336,12 @@ def plot_grid(rows: List[dict], out_dir: str, heat_level: int) -> List[str]:
                    label="dense")
     ax.set_xscale("log")
     ax.invert_xaxis()
-    ticks = sorted({round(100 * r["density"], 1) for r in mine}, reverse=True)
+    # One tick per level (the runs of a level differ by a few weights).
+    per_level = collections.defaultdict(list)
+    for r in mine:
+      per_level[r["level"]].append(100 * r["density"])
+    ticks = sorted({round(float(np.mean(v)), 1) for v in per_level.values()},
+                   reverse=True)
     ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
