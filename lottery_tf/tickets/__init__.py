@@ -48,6 +48,9 @@ def _atomic_dir(path: str, write) -> None:
   tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
   try:
     write(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp made it 0700
     if os.path.exists(path):
       old = tempfile.mkdtemp(prefix=".old-", dir=parent)
       os.rmdir(old)
