@@ -66,10 +66,10 @@ def test_masks_are_nested_and_density_follows_the_power_law(experiment):
 def test_trained_networks_are_exactly_sparse(experiment):
   for level in range(1, LEVELS + 1):
     masks = _masks(experiment, level)
-    trained = keras.models.load_model(
-        os.path.join(level_dir(experiment, level), "trained"), compile=False)
+    trained = tickets.load_trained_weights(
+        os.path.join(level_dir(experiment, level), "trained"))
     for name, mask in masks.items():
-      kernel = trained.get_layer(name).kernel.numpy()
+      kernel = trained[f"{name}/kernel"]
       assert np.all(kernel[mask == 0] == 0), (level, name)
       assert np.count_nonzero(kernel[mask == 1]) > 0.99 * mask.sum()
 

@@ -24,20 +24,27 @@ FORMAT_VERSION = 1
 
 
 class _TicketModule(tf.Module):
-  """What the SavedModel holds; plain tf.Module so TF alone can load it."""
+  """What the SavedModel holds; plain tf.Module so TF alone can load it.
 
-  def __init__(self, model: keras.Model, masks: Dict[str, np.ndarray]):
+  The Keras model is deliberately not an attribute: tracking it would make
+  SavedModel trace every layer's call for Keras' own format (seconds per
+  save for VGG19). The serving function closes over it, and its variables
+  are saved once, through ``weights``.
+  """
+
+  def __init__(self, model: keras.Model, with_masks: bool):
     super().__init__(name="ticket")
+    from lottery_tf.pruning.wrap import wrappers  # pylint: disable=g-import-not-at-top
     from lottery_tf.training.rewind import named_weights  # pylint: disable=g-import-not-at-top
-    self.model = model
-    # The same variable objects as the model's: saved once, read by name.
+    # The model's own variable objects: saved once, read by name. tfmot's
+    # threshold and step variables are left out (the wrappers are stripped).
     self.weights = dict(named_weights(model))
-    self.masks = {name: tf.Variable(np.asarray(m, np.float32), trainable=False,
-                                    name=f"mask_{name}")
-                  for name, m in masks.items()}
+    self.masks = ({name: w.pruning_vars[0][1]
+                   for name, w in wrappers(model).items()}
+                  if with_masks else {})
     shape = [None, *model.inputs[0].shape[1:]]
     self.serve = tf.function(
-        lambda x: {"logits": self.model(x, training=False)},
+        lambda x: {"logits": model(x, training=False)},
         input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
 
 
@@ -79,10 +86,9 @@ def save(path: str, model: keras.Model, meta: dict) -> str:
   """Exports a wrapped model holding rewind weights x mask as a ticket."""
   from lottery_tf import pruning  # pylint: disable=g-import-not-at-top
   masks = pruning.get_masks(model)
-  plain = pruning.strip(model)
 
   def write(tmp):
-    module = _TicketModule(plain, masks)
+    module = _TicketModule(model, with_masks=True)
     tf.saved_model.save(module, tmp,
                         signatures={"serving_default": module.serve})
     record = dict(meta)
@@ -96,10 +102,29 @@ def save(path: str, model: keras.Model, meta: dict) -> str:
 
 
 def save_trained(path: str, model: keras.Model) -> str:
-  """The trained, stripped network as a Keras SavedModel."""
-  _atomic_dir(path, lambda tmp: model.save(tmp, save_format="tf",
-                                           include_optimizer=False))
+  """The trained sparse network as a SavedModel, wrappers stripped.
+
+  ``tf.saved_model.load(path)``: ``weights`` (``layer/weight`` -> variable,
+  pruned entries exactly 0; no masks or tfmot variables) and the
+  ``serving_default`` signature returning logits. ``model`` may be wrapped.
+  """
+  def write(tmp):
+    module = _TicketModule(model, with_masks=False)
+    tf.saved_model.save(module, tmp,
+                        signatures={"serving_default": module.serve})
+  _atomic_dir(path, write)
   return path
+
+
+def load_trained_weights(path: str, flag: str = "--ticket"
+                         ) -> Dict[str, np.ndarray]:
+  """The weights of a level's ``trained/`` network, by ``layer/weight``."""
+  try:
+    loaded = tf.saved_model.load(path)
+    return {str(k): v.numpy() for k, v in loaded.weights.items()}
+  except (OSError, ValueError, tf.errors.OpError, AttributeError) as e:
+    raise UserError(f"{flag}: cannot load the trained network in {path}"
+                    ) from e
 
 
 def read_meta(path: str, flag: str = "--ticket") -> dict:
@@ -203,4 +228,5 @@ def export(ticket: Ticket, export_dir: str) -> str:
   return path
 
 
-__all__ = ["Ticket", "export", "load", "read_meta", "save", "save_trained"]
+__all__ = ["Ticket", "export", "load", "load_trained_weights", "read_meta",
+           "save", "save_trained"]

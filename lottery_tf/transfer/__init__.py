@@ -65,7 +65,7 @@ def source_weights(ticket: tickets.Ticket, which: str
       raise UserError(f"--transfer_weights: trained needs the source level's "
                       f"trained/ network beside the ticket, and {path} is "
                       "missing")
-    return snapshot(keras.models.load_model(path, compile=False))
+    return tickets.load_trained_weights(path, "--transfer_weights")
   if which == "init":
     meta = ticket.meta
     return snapshot(models.build(meta["model"], tuple(meta["input_shape"]),
