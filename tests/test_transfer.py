@@ -188,8 +188,10 @@ def test_bad_transfers_exit_2_with_one_line(ticket_paths, tmp_path, cli):
   good = ticket_paths["sgd"]
   tampered = str(tmp_path / "tampered")
   shutil.copytree(good, tampered)
-  with open(os.path.join(tampered, "assets", "ticket.json"), "a") as f:
-    f.write(" ")
+  meta_path = os.path.join(tampered, "assets", "ticket.json")
+  meta = artifacts.read_json(meta_path)
+  meta["level"] = 7  # provenance edited by hand
+  artifacts.write_json(meta_path, meta)
   cases = [
       (["--ticket=" + good, "--dataset=digits", "--noresize_to_ticket"],
        "--ticket"),
@@ -205,7 +207,7 @@ def test_bad_transfers_exit_2_with_one_line(ticket_paths, tmp_path, cli):
     assert proc.returncode == 2, (args, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], (args, proc.stderr)
-  with pytest.raises(UserError, match="--ticket"):
+  with pytest.raises(UserError, match="ticket.json was modified"):
     tickets.load(tampered)
 
 

@@ -8,6 +8,8 @@ variable) and a ``serving_default`` signature returning the masked network's
 every other file, which ``load`` verifies before trusting anything.
 """
 import dataclasses
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -82,6 +84,13 @@ def _file_hashes(root: str) -> Dict[str, str]:
   return dict(sorted(out.items()))
 
 
+def _manifest_digest(record: dict) -> str:
+  """sha256 of ticket.json's own content (it cannot list its own file hash)."""
+  body = {k: v for k, v in record.items() if k != "manifest_sha256"}
+  text = json.dumps(body, sort_keys=True, default=artifacts._json_default)  # pylint: disable=protected-access
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
 def save(path: str, model: keras.Model, meta: dict) -> str:
   """Exports a wrapped model holding rewind weights x mask as a ticket."""
   from lottery_tf import pruning  # pylint: disable=g-import-not-at-top
@@ -95,6 +104,7 @@ def save(path: str, model: keras.Model, meta: dict) -> str:
     record["format_version"] = FORMAT_VERSION
     record["masks"] = sorted(masks)
     record["files"] = _file_hashes(tmp)
+    record["manifest_sha256"] = _manifest_digest(record)
     artifacts.write_json(os.path.join(tmp, TICKET_JSON), record)
 
   _atomic_dir(path, write)
@@ -137,8 +147,12 @@ def read_meta(path: str, flag: str = "--ticket") -> dict:
   try:
     meta = artifacts.read_json(meta_path)
     expected = dict(meta["files"])
+    recorded = meta["manifest_sha256"]
   except (ValueError, KeyError, TypeError) as e:
     raise UserError(f"{flag}: {meta_path} is corrupt ({e})") from e
+  if recorded != _manifest_digest(meta):
+    raise UserError(f"{flag}: ticket file {meta_path} was modified (sha256 "
+                    "mismatch); refusing to load it")
   actual = _file_hashes(path)
   for rel, digest in expected.items():
     if rel not in actual:
