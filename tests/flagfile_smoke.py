@@ -20,7 +20,12 @@ import tensorflow_datasets as tfds  # noqa: E402
 FLAGS = flags.FLAGS
 # Small enough to run in seconds, whatever the preset asks for.
 OVERRIDES = ["--training_steps=2it", "--levels=1", "--batch_size=4",
-             "--rewind=1it", "--quiet"]
+             "--rewind=1it", "--quiet",
+             # Data diet / instability presets: 1 pre-training step (the
+             # rewind step above), 2 scoring networks x 2 steps, 3 points on
+             # the linear path.
+             "--pretrain_steps=1it", "--score_steps=2it", "--ensemble_size=2",
+             "--interpolation_points=3"]
 
 
 # Per command, after OVERRIDES: a find smoke-runs the dense level only (big

@@ -70,8 +70,8 @@ def find() -> str:
 
 
 cli_flags.flags.DEFINE_string(
-    "ticket", "", "A ticket directory (a level's `ticket/`), for export and "
-    "transfer.")
+    "ticket", "", "A ticket directory (a level's `ticket/`), for export, "
+    "transfer and lmc (lmc also takes a find experiment directory).")
 cli_flags.flags.DEFINE_string(
     "export_dir", "", "export: where to write the verified ticket, its masks "
     "and weights as .npz, and export.json.")
@@ -155,3 +155,8 @@ COMMANDS = {
     "export": export,
     "list": list_,
 }
+
+# The data-diet and instability commands (score, lmc, diet).
+from lottery_tf.cli import diet_commands  # noqa: E402  pylint: disable=wrong-import-position
+
+COMMANDS.update(diet_commands.COMMANDS)

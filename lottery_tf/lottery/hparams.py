@@ -22,9 +22,66 @@ class LotteryHparams(Hparams):
       "ticket: `reinit` (same mask, fresh init), `random_mask` (random mask "
       "at the same per-layer density, rewind weights); empty for none.",
       affects_results=False)
+  # Tickets on a data diet (Paul et al. 2022): the rewind point is the dense
+  # network pre-trained t steps on a subset of the data.
+  pretrain_steps: str = field(
+      "0it", "Pre-train the dense network this long (`800it`; `ep` counts "
+      "full-data epochs at --batch_size) on --pretrain_subset and take it as "
+      "the rewind point; IMP then trains on the full data with the lr "
+      "schedule resuming there (Paul et al. 2022). `0it`: no pre-training "
+      "phase.")
+  pretrain_subset: str = field(
+      "", "Data of the pre-training: `random:N`, `easy:N` (lowest --scores) "
+      "or `hard:N` (highest), N a count or a fraction (`easy:0.1`); empty: "
+      "the full training set.")
+  class_balanced: bool = field(
+      False, "Pick the --pretrain_subset class by class, as evenly as the "
+      "classes allow.")
+  scores: str = field(
+      "", "Per-example scores for `easy:`/`hard:` subsets: a scores.npz "
+      "written by `lottery_tf score`, or its experiment directory. "
+      "Experiments are named by the file's content, not its path.")
+  pretrain_batch_size: int = field(
+      0, "Batch size of the pre-training (0 = --batch_size).")
+  pretrain_lr: float = field(
+      0.0, "Peak learning rate of the pre-training (0 = --lr); the shape of "
+      "the lr schedule (warm-up, milestones) is kept.")
+  # Instability analysis (Frankle et al. 2020): measurements beside the
+  # tickets, which they do not change.
+  lmc_every_level: bool = field(
+      False, "At every level, train a second copy of the ticket from the "
+      "rewind point with another data order and record the instability "
+      "(error barrier on the linear path between the copies) and the "
+      "per-example loss barriers.", affects_results=False)
+  interpolation_points: int = field(
+      11, "Points on the linear path between two trained copies, ends "
+      "included (lmc and --lmc_every_level).")
+  barrier_threshold: float = field(
+      0.1, "An example is linearly connected when its loss barrier at "
+      "alpha=0.5 is below this (nats, in [0, 10]).")
 
   def control_list(self):
     return [c.strip() for c in self.controls.split(",") if c.strip()]
+
+  def result_fields(self):
+    """Like every group's, but a setting only enters while it is in use.
+
+    ``--scores`` enters as a digest of the file's content (only for easy/hard
+    subsets, the only ones that read it), the path-independent identity of
+    the subset; the interpolation settings only with --lmc_every_level.
+    """
+    out = super().result_fields()
+    if "scores" in out:
+      from lottery_tf.diet import scores as scores_lib, subsets  # pylint: disable=g-import-not-at-top
+      spec = subsets.parse(self.pretrain_subset, strict=False)
+      if spec is not None and spec.needs_scores:
+        out["scores"] = scores_lib.digest(self.scores)
+      else:
+        del out["scores"]
+    if not self.lmc_every_level:
+      out.pop("interpolation_points", None)
+      out.pop("barrier_threshold", None)
+    return out
 
   def validate(self):
     if self.levels < 0:
@@ -36,3 +93,11 @@ class LotteryHparams(Hparams):
     if unknown:
       raise UserError(f"--controls: unknown control(s) {sorted(unknown)}; "
                       f"choose from: {', '.join(CONTROLS)}")
+    from lottery_tf.diet import pretrain  # pylint: disable=g-import-not-at-top
+    pretrain.validate(self)
+    if not 3 <= self.interpolation_points <= 201:
+      raise UserError(f"--interpolation_points: must be in [3, 201], got "
+                      f"{self.interpolation_points}")
+    if not 0 <= self.barrier_threshold <= 10:
+      raise UserError(f"--barrier_threshold: must be in [0, 10] (nats), got "
+                      f"{self.barrier_threshold}")

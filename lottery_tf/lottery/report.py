@@ -16,6 +16,11 @@ def _metrics(exp_dir: str, level: int, run: str):
   return artifacts.read_json(path) if os.path.exists(path) else None
 
 
+def _lmc(exp_dir: str, level: int):
+  path = os.path.join(exp_dir, f"level_{level:02d}", "lmc", "metrics.json")
+  return artifacts.read_json(path) if os.path.exists(path) else None
+
+
 def _split(metrics: dict) -> str:
   return "validation" if "validation_accuracy" in metrics else "test"
 
@@ -31,6 +36,10 @@ def rows(exp_dir: str, levels: int, controls: List[str]) -> List[dict]:
       row = {"level": level, "run": run, "density": m["density"],
              "steps": m["steps"], "ms_per_step": m["ms_per_step"]}
       row.update(m["metrics"])
+      lmc = _lmc(exp_dir, level) if run == "ticket" else None
+      if lmc is not None:  # --lmc_every_level (Frankle et al. 2020)
+        row["instability"] = lmc["instability"]
+        row["connected_fraction"] = lmc["connected_fraction"]
       out.append(row)
   return out
 
@@ -50,6 +59,9 @@ def level_line(exp_dir: str, level: int, controls: List[str]) -> str:
       ctl.append(f"{c} {100 * m['metrics']['test_accuracy']:.2f}%")
   if ctl:
     parts.append("(" + ", ".join(ctl) + ")")
+  lmc = _lmc(exp_dir, level)
+  if lmc is not None:
+    parts.append(f"instability {100 * lmc['instability']:.2f}%")
   parts.append(f"{t['ms_per_step']:.2f} ms/step")
   parts.append(f"{t['wall_seconds']:.0f}s")
   return "  ".join(parts)

@@ -5,6 +5,9 @@ Layout of an experiment directory (design.md):
   <name>-<hash>/
     hparams.json           every hparam, seed and library version
     rewind.npz             the weights at the rewind step (level 0 writes it)
+    pretrain/              with a separate pre-training phase (--pretrain_*):
+      weights.npz          the dense weights after it, at step t
+      metrics.json         its subset, steps, accuracy (written last)
     level_00/              dense
       mask.npz             layer name -> 0/1 mask, allow_pickle=False
       metrics.json         written last: its presence marks the level done
@@ -12,6 +15,7 @@ Layout of an experiment directory (design.md):
       trained/             the trained sparse network, wrappers stripped
       reinit/metrics.json  control: same mask, fresh initialisation
       random_mask/         control: random mask, same per-layer density
+      lmc/                 --lmc_every_level: a second copy, the linear path
     level_01/ ...
     summary.json, summary.csv, accuracy_vs_density.png
 
@@ -25,6 +29,8 @@ from typing import Dict, Optional
 import numpy as np
 
 from lottery_tf import artifacts, hparams as hp_lib, pruning, training
+from lottery_tf.analysis import lmc
+from lottery_tf.diet import pretrain as pretrain_lib
 from lottery_tf.lottery import report
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.task import Task
@@ -62,6 +68,18 @@ class LotteryRunner:
     self._init_weights = None
     self._eval_data = None
     self.rewind_step = task.steps(lhp.rewind, "--rewind")
+    # Tickets on a data diet: the rewind point comes after a pre-training of
+    # t steps (on a subset), at t unless --rewind asks for a later step.
+    self.pretraining = pretrain_lib.plan(task, lhp)
+    self.pretrain_step = self.pretraining.steps if self.pretraining else 0
+    if self.pretrain_step:
+      if 0 < self.rewind_step < self.pretrain_step:
+        raise UserError(
+            f"--rewind: {lhp.rewind} comes before the end of the "
+            f"pre-training (--pretrain_steps={lhp.pretrain_steps}); use 0it "
+            "(rewind to the pre-trained weights) or a later step")
+      self.rewind_step = max(self.rewind_step, self.pretrain_step)
+    self._lmc_data = None
     if self.rewind_step >= task.total_steps:
       raise UserError(
           f"--rewind: {lhp.rewind} ({self.rewind_step} steps) is not before the "
@@ -81,6 +99,9 @@ class LotteryRunner:
   def _level_done(self, level: int) -> bool:
     d = level_dir(self.exp_dir, level)
     if not os.path.exists(os.path.join(d, "metrics.json")):
+      return False
+    if self.lhp.lmc_every_level and not os.path.exists(
+        os.path.join(d, "lmc", "metrics.json")):
       return False
     if level == 0:
       return True
@@ -117,20 +138,23 @@ class LotteryRunner:
     return snapshot(self.task.build_model(seed=seed))
 
   def _train(self, weights: Dict[str, np.ndarray], masks, *, start: int,
-             seed: int, rewind_cb: Optional[RewindCallback] = None) -> dict:
+             seed: int, rewind_cb: Optional[RewindCallback] = None,
+             data_seed: Optional[int] = None) -> dict:
     """Trains the session model from ``weights`` under ``masks``."""
     task = self.task
     model, train_model = self._session()
     # The global seed feeds the data order and augmentation: the same for the
     # ticket and its controls, which differ only in weights or mask.
-    training.set_seed(task.thp.seed)
+    data_seed = task.thp.seed if data_seed is None else data_seed
+    training.set_seed(data_seed)
     load_weights(model, weights)
     pruning.set_masks(model, masks)
     reset_optimizer(train_model.optimizer, start)
     train_model.reset_metrics()
     callbacks = [rewind_cb] if rewind_cb is not None else []
     result = training.fit(
-        train_model, task.train_data(), steps_per_epoch=task.steps_per_epoch,
+        train_model, task.train_data(data_seed),
+        steps_per_epoch=task.steps_per_epoch,
         start_step=start, end_step=task.total_steps,
         boundaries=[self.rewind_step], callbacks=callbacks,
         verbose=training.verbosity(self.quiet))
@@ -145,6 +169,7 @@ class LotteryRunner:
         "train_seconds": result.seconds,
         "ms_per_step": result.ms_per_step,
         "seed": seed,
+        "data_seed": data_seed,
     }
 
   # -- levels ----------------------------------------------------------------
@@ -163,21 +188,29 @@ class LotteryRunner:
     rewind_path = os.path.join(self.exp_dir, "rewind.npz")
     began = time.time()
     row = None
+    trained = None
     if not os.path.exists(os.path.join(d, "metrics.json")):
       model, _ = self._session()
       masks = self._masks_for(level)
       if level == 0:
+        start, weights = 0, self._init_weights
+        if self.pretraining is not None and self.pretraining.separate:
+          start, weights = self.pretrain_step, self._pretrain(masks)
         cb = RewindCallback(self.rewind_step, rewind_path)
-        out = self._train(self._init_weights, masks, start=0, seed=seed,
+        out = self._train(weights, masks, start=start, seed=seed,
                           rewind_cb=cb)
         rewind_weights = cb.weights
         artifacts.write_npz(os.path.join(d, "mask.npz"), masks)
       else:
+        start = self.rewind_step
         rewind_weights = artifacts.read_npz(rewind_path)
-        out = self._train(rewind_weights, masks, start=self.rewind_step,
-                          seed=seed)
+        out = self._train(rewind_weights, masks, start=start, seed=seed)
+      if self.lhp.lmc_every_level and start == self.rewind_step:
+        # Trained from the rewind point with a fresh optimizer: this ticket
+        # is the first of the two copies instability analysis compares.
+        trained = snapshot(model)
       if self.save_tickets:
-        tickets.save_trained(os.path.join(d, "trained"), pruning.strip(model))
+        tickets.save_trained(os.path.join(d, "trained"), model)
       # Always, even at the last level asked for: a later run with a larger
       # --levels (levels are not in the hash) extends this experiment.
       next_masks = pruning.prune(model, masks, self.php)
@@ -189,13 +222,80 @@ class LotteryRunner:
                           rewind_weights, out)
       out.update(level=level, run="ticket", wall_seconds=time.time() - began,
                  rewind_step=self.rewind_step, **self.provenance())
+      if self.pretraining is not None:
+        out["pretraining"] = self.pretraining.to_dict()
       # Written last: its presence marks the ticket of this level done.
       artifacts.write_json(os.path.join(d, "metrics.json"), out)
       row = out
+    if self.lhp.lmc_every_level:
+      row = self._run_lmc(level, trained) or row
     if level > 0:
       for control in self.lhp.control_list():
         self._run_control(level, control)
     return row or artifacts.read_json(os.path.join(d, "metrics.json"))
+
+  def _pretrain(self, masks) -> Dict[str, np.ndarray]:
+    """The dense weights after the pre-training phase, w_t (resumable)."""
+    d = os.path.join(self.exp_dir, "pretrain")
+    weights_path = os.path.join(d, "weights.npz")
+    if os.path.exists(os.path.join(d, "metrics.json")):
+      return artifacts.read_npz(weights_path)
+    model, _ = self._session()
+    load_weights(model, self._init_weights)
+    pruning.set_masks(model, masks)
+    weights, record = pretrain_lib.pretrain(
+        model, self.task, self.pretraining, eval_data=self._eval_data,
+        quiet=self.quiet)
+    artifacts.write_npz(weights_path, weights)
+    artifacts.write_json(os.path.join(d, "metrics.json"), record)
+    acc = record.get("metrics", {}).get("test_accuracy")
+    self.log(f"pre-trained {record['steps']} steps on {record['subset']} "
+             f"({record['num_examples']} examples)"
+             + (f": test acc {100 * acc:.2f}%" if acc is not None else ""))
+    return weights
+
+  def _run_lmc(self, level: int, trained=None) -> Optional[dict]:
+    """Instability of the level's ticket (Frankle et al. 2020), resumable.
+
+    Two copies train from the rewind point under the level's mask with
+    different data orders: the ticket itself (data seed --seed) when it
+    started there, and one with another data seed. Adds the summary to the
+    level's metrics.json; returns that, or None if it was there already.
+    """
+    d = level_dir(self.exp_dir, level)
+    path = os.path.join(d, "lmc", "metrics.json")
+    if os.path.exists(path):
+      return None
+    began = time.time()
+    model, _ = self._session()
+    masks = self._masks_for(level)
+    weights = artifacts.read_npz(os.path.join(self.exp_dir, "rewind.npz"))
+    seed = self.task.thp.seed
+    if trained is None:
+      self._train(weights, masks, start=self.rewind_step, seed=seed)
+      trained = snapshot(model)
+    other = self._train(weights, masks, start=self.rewind_step, seed=seed,
+                        data_seed=seed + lmc.COPY_SEED_OFFSET)
+    if self._lmc_data is None:
+      self._lmc_data = lmc.datasets_for(self.task.dhp, self.task.info)
+    summary, arrays = lmc.evaluate_path(
+        model, trained, snapshot(model), self._lmc_data,
+        points=self.lhp.interpolation_points,
+        threshold=self.lhp.barrier_threshold)
+    summary.update(level=level, density=other["density"],
+                   rewind_step=self.rewind_step,
+                   data_seeds=[seed, seed + lmc.COPY_SEED_OFFSET],
+                   second_copy=other["metrics"],
+                   wall_seconds=time.time() - began)
+    lmc.save(os.path.dirname(path), summary, arrays,
+             title=f"level {level}, density {100 * other['density']:.2f}%")
+    metrics_path = os.path.join(d, "metrics.json")
+    row = artifacts.read_json(metrics_path)
+    row["lmc"] = {k: summary[k] for k in (
+        "instability", "connected_fraction", "per_example_barrier_mean",
+        "train_error_barrier", "test_error_barrier", "barrier_threshold")}
+    artifacts.write_json(metrics_path, row)
+    return row
 
   def _run_control(self, level: int, control: str) -> dict:
     d = os.path.join(level_dir(self.exp_dir, level), control)

@@ -1,0 +1,65 @@
+"""Hparams of `lottery_tf score` and of the data-diet study (`lottery_tf diet`).
+
+The pre-training hparams used by `find` (--pretrain_steps, --pretrain_subset,
+--scores, ...) are LotteryHparams fields: they change the rewind point.
+"""
+import dataclasses
+
+from lottery_tf.errors import UserError
+from lottery_tf.hparams import Hparams, field
+
+SCORES = ("el2n", "grand")
+#: Arms of the diet study that are not subsets.
+ARMS = ("init", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreHparams(Hparams):
+  group = "score"
+  score: str = field(
+      "el2n", "Per-example score: `el2n` (||softmax(f(x)) - onehot(y)||_2 on "
+      "the un-augmented train set) or `grand` (norm of the loss gradient "
+      "over all trainable weights), averaged over the ensemble (Paul et al. "
+      "2021).")
+  ensemble_size: int = field(
+      10, "Networks trained from different seeds (initialisation and data "
+      "order) whose scores are averaged.")
+  score_steps: str = field(
+      "1600it", "Training of each ensemble member before scoring (`0it` "
+      "scores at initialisation, as GraNd at init).")
+
+  def validate(self) -> None:
+    from lottery_tf.training import durations  # pylint: disable=g-import-not-at-top
+    if self.score not in SCORES:
+      raise UserError(f"--score: {self.score!r} is not one of: "
+                      f"{', '.join(SCORES)}")
+    if not 1 <= self.ensemble_size <= 1000:
+      raise UserError(f"--ensemble_size: must be in [1, 1000], got "
+                      f"{self.ensemble_size}")
+    durations.parse(self.score_steps, "--score_steps")
+
+
+@dataclasses.dataclass(frozen=True)
+class DietHparams(Hparams):
+  group = "diet"
+  # More arms extend the same study (each arm is its own IMP experiment).
+  diet_arms: str = field(
+      "init,full,random:0.1,easy:0.1", "diet: the rewind points compared, "
+      "comma-separated: `init` (no pre-training: IMP rewinds to step 0), "
+      "`full` (pre-training on all the data) and --pretrain_subset specs "
+      "(`random:N`, `easy:N`, `hard:N`); each arm is an IMP run of its own.",
+      affects_results=False)
+
+  def arm_list(self):
+    return [a.strip() for a in self.diet_arms.split(",") if a.strip()]
+
+  def validate(self) -> None:
+    from lottery_tf.diet import subsets  # pylint: disable=g-import-not-at-top
+    arms = self.arm_list()
+    if not arms:
+      raise UserError("--diet_arms: name at least one arm, e.g. full,easy:0.1")
+    if len(set(arms)) != len(arms):
+      raise UserError(f"--diet_arms: {self.diet_arms!r} repeats an arm")
+    for arm in arms:
+      if arm not in ARMS:
+        subsets.parse(arm, "--diet_arms")
