@@ -24,7 +24,7 @@ test: install
 
 # The long reproductions (minutes to hours), outside the default suite.
 reproduce: install
-	$(BIN)/python -m pytest -m slow -s $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m slow -s -n 0 $(PYTEST_ARGS)
 
 benchmark: install
 	$(BIN)/python benchmarks/masked_training.py

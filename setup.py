@@ -35,6 +35,7 @@ setup(
         "test": [
             "pytest",
             "pytest-timeout",
+            "pytest-xdist",
             "nbclient",
             "nbformat",
             "ipykernel",
