@@ -28,6 +28,8 @@ import os
 import time
 from typing import Callable, List
 
+import numpy as np
+
 from lottery_tf import artifacts, hparams as hp_lib
 from lottery_tf.diet import scores as scores_lib, subsets
 from lottery_tf.diet.hparams import ARMS
@@ -221,9 +223,15 @@ def plot_comparison(rows: List[dict], path: str, title: str = "") -> None:
         ax.plot(*zip(*pts), "o-", color=f"C{i}", label=arm, ms=4)
       ax.set_ylabel(label)
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top
-  ticks = sorted({round(100 * r["density"], 1) for r in rows}, reverse=True)
+  # One tick per level (arms differ by a few weights), at most about 8.
+  per_level = {}
+  for r in rows:
+    per_level.setdefault(r.get("level", r["density"]), []).append(
+        100 * r["density"])
+  ticks = sorted({round(float(np.mean(v)), 1) for v in per_level.values()},
+                 reverse=True)
   if len(ticks) > 8:
-    ticks = ticks[::max(1, len(ticks) // 8)]
+    ticks = ticks[::-(-len(ticks) // 8)]
   for ax in axes:
     ax.set_xscale("log")
     ax.invert_xaxis()
