@@ -5,13 +5,14 @@ renamed into place, so a run killed at any moment leaves either the old file
 or the new one, never a half-written file that looks valid.
 """
 import contextlib
+import csv
 import hashlib
 import io
 import json
 import os
 import platform
 import tempfile
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -59,6 +60,18 @@ def _json_default(obj):
   if isinstance(obj, np.ndarray):
     return obj.tolist()
   return str(obj)
+
+
+def write_csv(path: str, rows: List[Dict[str, Any]], first=()) -> None:
+  """Rows as CSV: the columns in ``first`` lead, the others follow sorted."""
+  fields = sorted({k for r in rows for k in r},
+                  key=lambda k: (k not in first,
+                                 first.index(k) if k in first else 0, k))
+  buf = io.StringIO()
+  writer = csv.DictWriter(buf, fieldnames=fields)
+  writer.writeheader()
+  writer.writerows(rows)
+  write_bytes(path, buf.getvalue().encode())
 
 
 def read_json(path: str) -> Any:

@@ -22,8 +22,6 @@ The arms list is not in the hash: more arms (e.g. the per-arm CIFAR-10
 presets, run one after the other) extend the same study, and the comparison
 shows every arm that has run.
 """
-import csv
-import io
 import os
 import time
 from typing import Callable, List
@@ -188,14 +186,8 @@ def write_comparison(study_dir: str) -> str:
   if os.path.exists(hp_path):
     summary["provenance"] = artifacts.read_json(hp_path)
   if rows:
-    fields = sorted({k for r in rows for k in r},
-                    key=lambda k: (k not in ("arm", "level", "density"), k))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    artifacts.write_bytes(os.path.join(study_dir, "summary.csv"),
-                          buf.getvalue().encode())
+    artifacts.write_csv(os.path.join(study_dir, "summary.csv"), rows,
+                        first=("arm", "density", "level"))
     plot_comparison(rows, os.path.join(study_dir, "comparison.png"),
                     title=os.path.basename(study_dir.rstrip("/")))
   path = os.path.join(study_dir, "summary.json")

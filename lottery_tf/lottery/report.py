@@ -1,6 +1,4 @@
 """Per-level summary lines, summary.json/csv and the accuracy-vs-density plot."""
-import csv
-import io
 import os
 from typing import List
 
@@ -77,14 +75,8 @@ def write_summary(exp_dir: str, levels: int, controls: List[str]) -> List[dict]:
   artifacts.write_json(os.path.join(exp_dir, "summary.json"),
                        {"rows": table, "provenance": hparams})
   if table:
-    fields = sorted({k for r in table for k in r},
-                    key=lambda k: (k not in ("level", "run", "density"), k))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(table)
-    artifacts.write_bytes(os.path.join(exp_dir, "summary.csv"),
-                          buf.getvalue().encode())
+    artifacts.write_csv(os.path.join(exp_dir, "summary.csv"), table,
+                        first=("density", "level", "run"))
     plot_accuracy_vs_density(
         table, os.path.join(exp_dir, "accuracy_vs_density.png"),
         title=os.path.basename(exp_dir.rstrip("/")))

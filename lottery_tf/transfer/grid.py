@@ -8,9 +8,7 @@ find/transfer experiment under OUTPUT_DIR, so a re-run resumes and other
 commands reuse what the grid computed.
 """
 import collections
-import csv
 import dataclasses
-import io
 import os
 import re
 from typing import Dict, List, Tuple
@@ -212,12 +210,8 @@ class GridRunner:
     return os.path.join(self.exp_dir, "grid.json")
 
   def _write(self, rows: List[dict], levels: List[int]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    artifacts.write_bytes(os.path.join(self.exp_dir, "grid.csv"),
-                          buf.getvalue().encode())
+    artifacts.write_csv(os.path.join(self.exp_dir, "grid.csv"), rows,
+                        first=tuple(rows[0]))
     heat_level = levels[-1] if self.ghp.heatmap_level < 0 else \
         self.ghp.heatmap_level
     plots = plot_grid(rows, self.exp_dir, heat_level)
