@@ -78,6 +78,11 @@ class DatasetHparams(Hparams):
       0.0, "Hold out this fraction of train (its tail) as the validation split.")
   train_examples: int = field(
       0, "Use only the first N training examples (0 = all).")
+  preprocessing: str = field(
+      "", "Named preprocessing: empty = resize/pad per --resize_method (and, "
+      "with --augment, pad + random crop + flip); `imagenet` = train: "
+      "random-resized crop to --image_size + horizontal flip, eval: resize "
+      "to --image_size*256/224 + centre crop (needs --image_size).")
   data_dir: str = field(
       "", "TFDS data directory (empty = TFDS's default).", affects_results=False)
 
@@ -114,6 +119,26 @@ class TrainingHparams(Hparams):
       False, "XLA-compile the train step.", affects_results=False)
   steps_per_execution: int = field(
       0, "Steps per tf.function call (0 = automatic).", affects_results=False)
+  mixed_precision: str = field(
+      "", "`mixed_float16` (GPU) or `mixed_bfloat16` (TPU, recent CPUs): "
+      "compute in half precision; weights, masks and pruning thresholds stay "
+      "float32 (empty = float32 throughout).")
+  strategy: str = field(
+      "default", "tf.distribute strategy: `default` (one device), `mirrored` "
+      "(all local GPUs, or --cpu_devices), `multi_worker` (TF_CONFIG), "
+      "`one_device` or `tpu` (--tpu). --batch_size is the global batch.",
+      affects_results=False)
+  cpu_devices: int = field(
+      0, "Split the CPU into this many logical devices (0 = one), e.g. to run "
+      "`--strategy=mirrored` on a machine without GPUs.",
+      affects_results=False)
+  tpu: str = field(
+      "", "--strategy=tpu: the TPU name or grpc:// address (empty = the "
+      "local TPU or $TPU_NAME).", affects_results=False)
+  checkpoint_every: int = field(
+      0, "Checkpoint the model, masks and optimizer every N steps inside a "
+      "run, so a killed run resumes mid-level (0 = only between runs).",
+      affects_results=False)
 
 
 def experiment_hash(*groups: Optional[Hparams], extra: Optional[dict] = None) -> str:

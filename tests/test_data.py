@@ -137,15 +137,22 @@ def test_each_epoch_reshuffles_in_a_fixed_sequence(data_dir):
   hp = _hp(data_dir, dataset="digits")
 
   def epochs(seed):
+    # 1437 examples in batches of 512: 3 batches an epoch.
     ds = data.load(hp, "train", batch_size=512, seed=seed, training=True,
-                   with_index=True)
-    return [_all(ds)[2] for _ in range(2)]
+                   with_index=True, start_batch=0)
+    index = _all(ds.take(6))[2]
+    return index[:1437], index[1437:]
 
   (e1, e2), (f1, f2) = epochs(3), epochs(3)
   np.testing.assert_array_equal(e1, f1)
   np.testing.assert_array_equal(e2, f2)
   assert not np.array_equal(e1, e2)
   np.testing.assert_array_equal(np.sort(e1), np.arange(1437))
+  np.testing.assert_array_equal(np.sort(e2), np.arange(1437))
+  # Without start_batch, one epoch: the first.
+  one = data.load(hp, "train", batch_size=512, seed=3, training=True,
+                  with_index=True)
+  np.testing.assert_array_equal(_all(one)[2], e1)
 
 
 def test_augmentation_pads_crops_and_flips(data_dir):
@@ -356,6 +363,9 @@ def test_channel_and_padding_stats():
     (dict(train_examples=-5), "--train_examples"),
     (dict(resize_method="stretch"), "--resize_method"),
     (dict(dataset="imagenet2012"), "--image_size"),
+    (dict(preprocessing="vgg"), "--preprocessing"),
+    (dict(preprocessing="imagenet"), "--image_size"),
+    (dict(preprocessing="imagenet", image_size=32, augment=True), "--augment"),
 ])
 def test_bad_input_names_the_flag(data_dir, kw, flag):
   hp = _hp(data_dir, **{"dataset": "mnist_5k", **kw})

@@ -8,6 +8,17 @@
     info(hp).input_shape                      # (32, 32, 3)
     train = load(hp, "train", batch_size=128, seed=0, training=True)
 
+    # An endless training stream, resumed at batch 5000 without replaying
+    # the batches before it; one shard of it per host.
+    stream = load(hp, "train", batch_size=128, seed=0, training=True,
+                  start_batch=5000, num_shards=4, shard_index=0)
+
+``training=True`` shuffles epoch e in an order fixed by (seed, e), and every
+augmentation seed is fixed by (seed, epoch, batch or example), so a resumed
+stream repeats an unbroken one exactly. ``--preprocessing=imagenet`` is the
+ResNet recipe: random-resized crop + flip for training, resize + centre crop
+for evaluation.
+
 Two datasets are embedded (built locally, no download): ``mnist_5k`` and
 ``digits``. Everything else is read with TFDS from ``--data_dir``.
 Nothing here reads absl flags.

@@ -2,15 +2,40 @@
 
 Order of operations (`load`):
 
-  read TFDS split (files in order; images still encoded)
+  read TFDS split (files in order, one at a time; images still encoded)
   -> keep/relabel `--classes`          -> number the examples 0..n-1 (index)
   -> first `--train_examples` (train)  -> `indices`
-  -> decode -> float32 in [0, 1] -> channels -> size -> normalise
-  -> cache (small splits)  -> shuffle (training)  -> batch
-  -> augment (training, batched, stateless)  -> prefetch
+  -> shard (`num_shards` > 1: every num_shards-th example, still encoded)
+  -> [cache: decode -> input (below), or decode only (uint8), in memory]
+  -> per epoch e = e0, e0+1, ... (training: endless with `start_batch`):
+       shuffle (training; order = f(seed, e), one shared cache)
+       -> skip to the resume point (first epoch only; still encoded)
+       -> decode (if not cached)
+          [--preprocessing=imagenet, training: per example, random-resized
+           crop + flip, seeded by (seed, e, position)]
+       -> batch
+       -> input: float32 in [0, 1] -> channels -> size -> normalise
+          (per batch if not cached already; eval of --preprocessing=imagenet:
+           shorter side to size*256/224, centre crop)
+       -> --augment (training): pad + crop + flip, seeded by (seed, e, batch)
+  -> prefetch, options (deterministic; auto-shard OFF if sharded, else DATA)
 
-Large splits are shuffled while still encoded and preprocessed per batch;
-small ones are preprocessed once into a cache, so an epoch costs a shuffle.
+Small splits are preprocessed once into a cache, so an epoch costs a
+shuffle of the cache; larger ones are cached as decoded images, or, if that
+does not fit (`CACHE_BYTES`), shuffled while still encoded
+(`SHUFFLE_BUFFER`) and decoded every epoch. Training inputs of
+--preprocessing=imagenet are never cached: their crops change every epoch.
+
+Every random number is stateless, keyed by where it lands in the stream, so
+`load(..., start_batch=k)` starts at batch k in O(1) epochs of work: it
+opens epoch k // bpe directly and skips the first k % bpe batches of it
+before decoding them.
+
+Sharding is element-level, after the examples are numbered: indices stay
+positions in the whole split and shards differ by at most one example, at
+the price of every host reading (not decoding) the whole split. TFDS
+file-level sharding would read less but give shards of uneven, unknown size
+and lose split-wide indices.
 """
 import dataclasses
 import json
@@ -34,9 +59,11 @@ CACHE_BYTES = 200 * 2**20
 #: Shuffle buffer (examples) for splits too large to cache.
 SHUFFLE_BUFFER = 10_000
 _AUTOTUNE = tf.data.AUTOTUNE
-# Offset between the shuffle seed and the augmentation seed, so the two
-# random streams are not the same Philox stream.
-_AUGMENT_SEED_OFFSET = 0x5EED
+# Folded into a call's seed key, one per random stream, so order, batch
+# augmentation and per-example crops never share Philox streams.
+_SHUFFLE_SALT, _AUGMENT_SALT, _CROP_SALT = 1, 2, 3
+# The last epoch of an endless stream (never reached).
+_NO_END = 2**62
 
 # (tfds name, dataset dir, split) -> examples per class; only for prepared
 # data, whose TFDS info knows the split (never for mocks).
@@ -250,9 +277,78 @@ def _check_indices(indices, n: int, split: str, name: str) -> np.ndarray:
   return mask
 
 
+def _decoder(builder, spec):
+  """Encoded image -> uint8 image (one place, so tests can count decodes)."""
+  return builder.info.features[spec.image_key].decode_example
+
+
+def _seed_key(seed: int, shard_index: int) -> tf.Tensor:
+  """The [2] int64 key every random stream of one `load` call derives from.
+
+  `seed` is an op-level seed: TensorFlow's `get_seed` pairs it with the
+  global seed (`tf.random.set_seed`) if one is set when `load` is called,
+  else with its default graph seed, as any seeded op would. The shard is
+  folded in so shards do not share crops, flips or orders.
+  """
+  global_seed, op_seed = tf.compat.v1.random.get_seed(int(seed))
+  key = tf.constant([int(global_seed), int(op_seed)], tf.int64)
+  return _fold(key, shard_index)
+
+
+def _fold(key: tf.Tensor, *data) -> tf.Tensor:
+  """`key` with each of `data` (ints or int64 tensors) folded in, in turn."""
+  for d in data:
+    key = tf.random.experimental.stateless_fold_in(
+        key, tf.cast(d, tf.int64), alg="philox")
+  return key
+
+
+def _shuffle(ds: tf.data.Dataset, buffer: int, key: tf.Tensor, epoch):
+  """`ds` shuffled in epoch `epoch`'s order: a function of (key, epoch) only.
+
+  Called while `flat_map` traces its function. The shuffle seed already
+  folds in the global seed (see `_seed_key`), so the traced graph's inherited
+  global seed is blanked for the call: TF would otherwise add it again and,
+  for `tf.random.set_seed(0)`, compare the symbolic seed with 0 and fail.
+  """
+  seed = tf.random.stateless_uniform(
+      [], _fold(key, _SHUFFLE_SALT, epoch), minval=1, maxval=2**31 - 1,
+      dtype=tf.int64, alg="philox")
+  graph = tf.compat.v1.get_default_graph()
+  saved = graph.seed
+  graph.seed = None
+  try:
+    return ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+  finally:
+    graph.seed = saved
+
+
+def _map(ds: tf.data.Dataset, fn) -> tf.data.Dataset:
+  return ds.map(fn, num_parallel_calls=_AUTOTUNE, deterministic=True)
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+  if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+      or value < minimum):
+    raise ValueError(
+        f"{name} must be an integer >= {minimum}, got {value!r}")
+  return int(value)
+
+
+def batches_per_epoch(n: int, batch_size: int, drop_remainder: bool) -> int:
+  """Batches in one epoch of `n` examples."""
+  return n // batch_size if drop_remainder else -(-n // batch_size)
+
+
+def shard_size(n: int, num_shards: int, shard_index: int) -> int:
+  """Examples of `n` in shard `shard_index` (every num_shards-th, from it)."""
+  return len(range(shard_index, n, num_shards))
+
+
 def load(hp: DatasetHparams, split: str, *, batch_size: int, seed: int = 0,
          training: bool = False, indices=None, with_index: bool = False,
-         drop_remainder: bool = False) -> tf.data.Dataset:
+         drop_remainder: bool = False, start_batch: Optional[int] = None,
+         num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
   """Batches of `(image, label)` (or `(image, label, index)`) of one split.
 
   Args:
@@ -263,14 +359,29 @@ def load(hp: DatasetHparams, split: str, *, batch_size: int, seed: int = 0,
       for ImageNet and Places365).
     batch_size: examples per batch.
     seed: order and augmentation seed (used when `training`).
-    training: shuffle (a new order every epoch, the same sequence of orders
-      for the same seed) and augment if `hp.augment`. Otherwise a fixed order
-      and no augmentation.
+    training: shuffle (epoch e in an order that is a function of `seed` and
+      e) and augment (`hp.augment`, or the random-resized crop + flip of
+      `hp.preprocessing="imagenet"`). Otherwise split order, the evaluation
+      transform and no augmentation.
     indices: optional positions (see `index` below) to keep; the others are
       dropped. Order and duplicates do not matter: the kept examples come in
       split order (shuffled if `training`).
     with_index: also yield each example's index.
-    drop_remainder: drop the last, smaller batch.
+    drop_remainder: drop the last, smaller batch (of every epoch).
+    start_batch: None: one epoch (epoch 0 when `training`). An integer k >= 0
+      (`training` only): an endless stream of batches, epochs 0, 1, 2, ...
+      back to back, from batch k on, i.e. from batch k % bpe of epoch
+      k // bpe, bpe being the batches in one epoch of this shard
+      (`batches_per_epoch`). `load(..., start_batch=k)` yields exactly what
+      `load(..., start_batch=0).skip(k)` does, without the work of the
+      skipped batches: earlier epochs are not read at all, and the skipped
+      examples of epoch k // bpe are skipped before they are decoded.
+    num_shards, shard_index: keep only shard `shard_index` of `num_shards`
+      (one per input pipeline / host): every num_shards-th example of the
+      split (after `--classes`, `--train_examples` and `indices`), from
+      example `shard_index` on. Indices stay positions in the whole split.
+      A shard is shuffled, batched and augmented on its own (its own bpe),
+      with the shard folded into its seeds.
 
   The **index** of an example is its position, counting from 0, in the split
   as `load(hp, split, training=False)` yields it: after `--classes` and the
@@ -285,16 +396,39 @@ def load(hp: DatasetHparams, split: str, *, batch_size: int, seed: int = 0,
   Images are float32 [H, W, C] (`info(hp).input_shape`), labels int32 in
   0..num_classes-1, indices int64.
 
-  Determinism: the shuffle and the augmentation seeds are op-level seeds;
-  TensorFlow combines them with the global seed (`tf.random.set_seed`) if
-  one is set when `load` is called, so the same (seed, global seed) gives the
-  same batches run to run. Augmentation itself is stateless, one seed a batch.
+  Determinism: every random number is a function of (`seed`, the global seed
+  at the time of the call, shard, epoch, position). Epoch e's order comes
+  from a shuffle seeded with (seed, e); `--augment` draws one stateless seed
+  per (seed, epoch, batch of the epoch), `--preprocessing=imagenet` one per
+  (seed, epoch, example of the epoch). `seed` is an op-level seed: TensorFlow
+  pairs it with the global seed (`tf.random.set_seed`) if one is set when
+  `load` is called, so the same (seed, global seed) gives the same batches
+  run to run, and a resumed stream the same batches as an unbroken one.
+  The dataset's options: deterministic, and auto-sharding off when
+  `num_shards` > 1 (sharded here), DATA otherwise (never FILE: the files are
+  read in order, one at a time).
   """
   if split not in SPLITS:
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-  if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+  if (isinstance(batch_size, bool)
+      or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
     raise ValueError(
         f"batch_size must be a positive integer, got {batch_size!r}")
+  batch_size = int(batch_size)
+  num_shards = _check_int("num_shards", num_shards, 1)
+  if (isinstance(shard_index, bool)
+      or not isinstance(shard_index, (int, np.integer))
+      or not 0 <= shard_index < num_shards):
+    raise ValueError(
+        f"shard_index must be an integer in [0, num_shards={num_shards}), "
+        f"got {shard_index!r}")
+  shard_index = int(shard_index)
+  if start_batch is not None:
+    start_batch = _check_int("start_batch", start_batch, 0)
+    if not training:
+      raise ValueError(
+          "start_batch: only a training stream (training=True) resumes; "
+          "evaluation data is one epoch in a fixed order")
   plan = preprocess.make_plan(hp)
   spec = plan.spec
   if split == "validation" and not hp.validation_fraction:
@@ -323,12 +457,25 @@ def load(hp: DatasetHparams, split: str, *, batch_size: int, seed: int = 0,
     mask = tf.constant(mask)
     ds = ds.filter(lambda index, example: tf.gather(mask, index))
   ds = ds.map(lambda index, example: (example[0], example[1], index))
+  if num_shards > 1:
+    # Element-level, still encoded: each host decodes only its own shard.
+    ds = ds.shard(num_shards, shard_index)
+    n = shard_size(n, num_shards, shard_index)
+  bpe = batches_per_epoch(n, batch_size, drop_remainder)
+  if start_batch is not None and bpe == 0:
+    raise ValueError(
+        f"start_batch: an endless stream needs at least one batch an epoch, "
+        f"and {n} example(s) in batches of {batch_size}"
+        f"{' (drop_remainder)' if drop_remainder else ''} make none")
 
-  decode = builder.info.features[spec.image_key].decode_example
+  decode = _decoder(builder, spec)
+  # Training inputs of --preprocessing=imagenet are random crops, made anew
+  # every epoch: they cannot be cached, only the decoded source images can.
+  crop_per_example = training and plan.random_crop
   h, w, c = plan.input_shape
   input_bytes = n * h * w * c * 4
   raw_bytes = None if spec.variable_size else n * int(np.prod(spec.shape))
-  if spec.embedded or input_bytes <= CACHE_BYTES:
+  if not crop_per_example and input_bytes <= CACHE_BYTES:
     cached = "input"
   elif raw_bytes is not None and raw_bytes <= CACHE_BYTES:
     cached = "raw"
@@ -341,34 +488,71 @@ def load(hp: DatasetHparams, split: str, *, batch_size: int, seed: int = 0,
   def decode_only(image, label, index):
     return decode(image), label, index
 
+  source = ds
   if cached == "input":
-    ds = ds.map(decode_to_input, num_parallel_calls=_AUTOTUNE).cache()
+    source = _map(source, decode_to_input).cache()
   elif cached == "raw":
-    ds = ds.map(decode_only, num_parallel_calls=_AUTOTUNE).cache()
-  if training and n > 1:
-    buffer = n if cached else min(n, SHUFFLE_BUFFER)
-    ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-  if cached is None:
-    # Variable-size images must reach one size before they can be batched.
-    ds = ds.map(decode_to_input if spec.variable_size else decode_only,
-                num_parallel_calls=_AUTOTUNE)
-  ds = ds.batch(batch_size, drop_remainder=drop_remainder,
-                num_parallel_calls=_AUTOTUNE)
-  if cached != "input" and not spec.variable_size:
-    ds = ds.map(lambda images, labels, index: (
-        preprocess.to_input(images, plan), labels, index),
-                num_parallel_calls=_AUTOTUNE)
-  if training and plan.augment:
-    seeds = tf.data.Dataset.random(
-        seed=seed + _AUGMENT_SEED_OFFSET,
-        rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip((ds, seeds)).map(
-        lambda batch, s: (preprocess.augment_batch(batch[0], s, plan),
-                          batch[1], batch[2]),
-        num_parallel_calls=_AUTOTUNE)
+    source = _map(source, decode_only).cache()
+  per_batch_input = (cached != "input" and not spec.variable_size
+                     and not crop_per_example)
+  key = _seed_key(seed, shard_index)
+  shuffle_buffer = n if cached else min(n, SHUFFLE_BUFFER)
+
+  def epoch_batches(epoch, first_batch):
+    """Batches first_batch, first_batch + 1, ... of epoch `epoch`."""
+    d = source
+    if training and n > 1:
+      d = _shuffle(d, shuffle_buffer, key, epoch)
+    skip = first_batch * batch_size
+    if training:
+      d = d.skip(skip)  # Still encoded if not cached: no decode wasted.
+    if crop_per_example:
+      def crop(position, example):
+        image, label, index = example
+        x = preprocess.imagenet_train_input(
+            image, _fold(key, _CROP_SALT, epoch, position), plan,
+            decode=None if cached else decode)
+        return x, label, index
+      d = _map(d.enumerate(start=skip), crop)
+    elif cached is None:
+      # Variable-size images must reach one size before they can be batched.
+      d = _map(d, decode_to_input if spec.variable_size else decode_only)
+    d = d.batch(batch_size, drop_remainder=drop_remainder,
+                num_parallel_calls=_AUTOTUNE, deterministic=True)
+    if per_batch_input:
+      d = _map(d, lambda images, labels, index: (
+          preprocess.to_input(images, plan), labels, index))
+    if training and plan.augment:
+      def augment(batch, example):
+        images, labels, index = example
+        return (preprocess.augment_batch(
+            images, _fold(key, _AUGMENT_SALT, epoch, batch), plan),
+                labels, index)
+      d = _map(d.enumerate(start=first_batch), augment)
+    return d
+
+  if not training:
+    ds = epoch_batches(0, 0)
+  elif start_batch is None:
+    ds = tf.data.Dataset.range(1).flat_map(
+        lambda epoch: epoch_batches(epoch, 0))
+  else:
+    first_epoch, offset = divmod(start_batch, bpe)
+    ds = tf.data.Dataset.range(first_epoch, _NO_END).flat_map(
+        lambda epoch: epoch_batches(epoch, tf.where(
+            tf.equal(epoch, first_epoch), tf.constant(offset, tf.int64),
+            tf.constant(0, tf.int64))))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(
+        tf.data.INFINITE_CARDINALITY))
   if not with_index:
     ds = ds.map(lambda images, labels, index: (images, labels))
-  return ds.prefetch(_AUTOTUNE)
+  ds = ds.prefetch(_AUTOTUNE)
+  options = tf.data.Options()
+  options.deterministic = True
+  options.experimental_distribute.auto_shard_policy = (
+      tf.data.experimental.AutoShardPolicy.OFF if num_shards > 1
+      else tf.data.experimental.AutoShardPolicy.DATA)
+  return ds.with_options(options)
 
 
 def compute_stats(hp: DatasetHparams, split: str = "train"

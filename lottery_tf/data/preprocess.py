@@ -1,12 +1,19 @@
 """From DatasetHparams to a validated plan, and the tensor ops that apply it.
 
-The ops work on one image [H, W, C] or a batch [B, H, W, C] alike, so the
-pipeline can run them per example (before a cache) or per batch (cheaper).
+`to_input` and `augment_batch` work on one image [H, W, C] or a batch
+[B, H, W, C] alike, so the pipeline can run them per example (before a cache)
+or per batch (cheaper). `imagenet_train_input` (the random-resized crop of
+`--preprocessing=imagenet`) works on one image, before batching: source images
+differ in size.
+
+Every random op is stateless: its seed is an argument, so the pipeline can
+give each batch (or example) a seed that is a function of where it sits in the
+stream, and a resumed stream gets the same numbers.
 """
 import dataclasses
 import math
 import re
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from lottery_tf._keras import tf
 from lottery_tf.data import registry
@@ -14,6 +21,15 @@ from lottery_tf.errors import UserError
 from lottery_tf.hparams import DatasetHparams
 
 RESIZE_METHODS = ("pad", "resize")
+#: Named preprocessings (`--preprocessing`); "" is the default (resize/pad
+#: per --resize_method, --augment's pad + crop + flip).
+PREPROCESSINGS = ("imagenet",)
+# --preprocessing=imagenet, as torchvision's RandomResizedCrop(size) and
+# Resize(size * 256 / 224) + CenterCrop(size), the ResNet recipe.
+CROP_AREA = (0.08, 1.0)
+CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+CROP_ATTEMPTS = 10
+EVAL_RESIZE_RATIO = 256.0 / 224.0
 # ITU-R 601 luma, the weights of tf.image.rgb_to_grayscale.
 LUMA = (0.2989, 0.5870, 0.1140)
 AUGMENT_PAD = 4
@@ -66,7 +82,8 @@ class Plan:
   channels: int
   resize_method: str
   normalize: bool
-  augment: bool
+  augment: bool  # --augment's pad + random crop + flip (per batch).
+  preprocessing: str  # "" or a name in PREPROCESSINGS.
   mean: Tuple[float, ...]  # Per output channel, after channel/pad adjustment.
   std: Tuple[float, ...]
   transforms: Tuple[str, ...]
@@ -85,6 +102,17 @@ class Plan:
     if not self.normalize:
       return (0.0,) * self.channels
     return tuple(-m / s for m, s in zip(self.mean, self.std))
+
+  @property
+  def random_crop(self) -> bool:
+    """Training inputs come from a random-resized crop, one example at a time
+    (`imagenet_train_input`), not from `to_input`."""
+    return self.preprocessing == "imagenet"
+
+  @property
+  def eval_resize(self) -> int:
+    """--preprocessing=imagenet: the shorter side before the centre crop."""
+    return int(round(self.height * EVAL_RESIZE_RATIO))
 
   @property
   def augment_pad(self) -> int:
@@ -117,6 +145,26 @@ def make_plan(hp: DatasetHparams) -> Plan:
     raise UserError(
         f"--resize_method: unknown method {hp.resize_method!r}; choose from: "
         f"{', '.join(RESIZE_METHODS)}")
+  preprocessing = hp.preprocessing or ""
+  if preprocessing and preprocessing not in PREPROCESSINGS:
+    raise UserError(
+        f"--preprocessing: unknown preprocessing {preprocessing!r}; choose "
+        f"from: {', '.join(PREPROCESSINGS)} (or leave it empty)")
+  if preprocessing == "imagenet":
+    if not hp.image_size:
+      raise UserError(
+          "--image_size: --preprocessing=imagenet crops to --image_size x "
+          "--image_size; set it (e.g. 224, or 64 for a quick run)")
+    if hp.augment:
+      raise UserError(
+          "--augment: --preprocessing=imagenet brings its own training "
+          "augmentation (random-resized crop + horizontal flip); drop "
+          "--augment (its pad + crop would be a second, different one)")
+    if hp.resize_method != "resize":
+      raise UserError(
+          f"--resize_method: {hp.resize_method} does not apply with "
+          "--preprocessing=imagenet, which resizes and crops itself; leave "
+          "--resize_method at resize")
   if spec.variable_size and not hp.image_size:
     raise UserError(
         f"--image_size: {spec.name} has images of varying size; set "
@@ -150,7 +198,15 @@ def make_plan(hp: DatasetHparams) -> Plan:
       mean = [sum(w * m for w, m in zip(LUMA, mean))]
       std = [sum(w * s for w, s in zip(LUMA, std))]
 
-  if spec.variable_size:
+  if preprocessing == "imagenet":
+    short = int(round(height * EVAL_RESIZE_RATIO))
+    transforms.append(
+        f"train: random-resized crop (area {CROP_AREA[0]:g}-{CROP_AREA[1]:g},"
+        f" aspect 3/4-4/3) -> {height}x{width} (bilinear) + horizontal flip")
+    transforms.append(
+        f"eval: resize shorter side -> {short} (bilinear), centre-crop "
+        f"{height}x{width}")
+  elif spec.variable_size:
     verb = "resize (bilinear)" if hp.resize_method == "resize" else (
         "centre-crop/pad")
     transforms.append(f"{verb} any -> {height}x{width}")
@@ -180,28 +236,146 @@ def make_plan(hp: DatasetHparams) -> Plan:
   return Plan(spec=spec, classes=classes, height=height, width=width,
               channels=channels, resize_method=hp.resize_method,
               normalize=bool(hp.normalize), augment=bool(hp.augment),
-              mean=tuple(mean), std=tuple(std), transforms=tuple(transforms))
+              preprocessing=preprocessing, mean=tuple(mean), std=tuple(std),
+              transforms=tuple(transforms))
 
 
-def to_input(images: tf.Tensor, plan: Plan) -> tf.Tensor:
-  """uint8 image(s) at native size -> float32 model input(s)."""
+def _to_float(images: tf.Tensor, plan: Plan) -> tf.Tensor:
+  """uint8 -> float32 in [0, 1]; RGB -> luminance first if asked (a third of
+  the work for whatever follows)."""
   x = tf.cast(images, tf.float32) * (1.0 / 255.0)
-  c0 = plan.spec.shape[2]
-  if plan.channels == 1 and c0 == 3:
+  if plan.channels == 1 and plan.spec.shape[2] == 3:
     x = tf.reduce_sum(x * tf.constant(LUMA, tf.float32), axis=-1, keepdims=True)
-  native = tuple(plan.spec.shape[:2])
-  if plan.spec.variable_size or (plan.height, plan.width) != native:
-    if plan.resize_method == "resize":
-      x = tf.image.resize(x, (plan.height, plan.width), method="bilinear",
-                          antialias=True)
-    else:
-      x = tf.image.resize_with_crop_or_pad(x, plan.height, plan.width)
-  if plan.channels == 3 and c0 == 1:
+  return x
+
+
+def _finish(x: tf.Tensor, plan: Plan) -> tf.Tensor:
+  """At input size: grayscale -> 3 channels, then normalise."""
+  if plan.channels == 3 and plan.spec.shape[2] == 1:
     x = tf.repeat(x, 3, axis=-1)  # After resizing: a third of the work.
   if plan.normalize:
     x = (x - tf.constant(plan.mean, tf.float32)) / tf.constant(
         plan.std, tf.float32)
   return x
+
+
+def _resize(x: tf.Tensor, size) -> tf.Tensor:
+  return tf.image.resize(x, size, method="bilinear", antialias=True)
+
+
+def to_input(images: tf.Tensor, plan: Plan) -> tf.Tensor:
+  """uint8 image(s) at native size -> float32 model input(s).
+
+  The evaluation (and, without --preprocessing, the training) transform; with
+  --preprocessing=imagenet: resize the shorter side to `plan.eval_resize`,
+  then centre-crop to the input size.
+  """
+  x = _to_float(images, plan)
+  native = tuple(plan.spec.shape[:2])
+  if plan.preprocessing == "imagenet":
+    x = resize_and_centre_crop(x, plan.eval_resize, plan.height, plan.width)
+  elif plan.spec.variable_size or (plan.height, plan.width) != native:
+    if plan.resize_method == "resize":
+      x = _resize(x, (plan.height, plan.width))
+    else:
+      x = tf.image.resize_with_crop_or_pad(x, plan.height, plan.width)
+  return _finish(x, plan)
+
+
+def resize_and_centre_crop(x: tf.Tensor, short: int, height: int,
+                           width: int) -> tf.Tensor:
+  """Resize (bilinear) so the shorter side is `short`, then centre-crop.
+
+  As torchvision's Resize(short) + CenterCrop((height, width)): the longer
+  side becomes floor(short * long / shorter); the crop starts at
+  floor((size - crop) / 2). One image or a batch of same-size images.
+  """
+  shape = tf.shape(x)
+  h, w = shape[-3], shape[-2]
+  shorter = tf.minimum(h, w)
+  new_h = tf.where(h <= w, short, (short * h) // shorter)
+  new_w = tf.where(h <= w, (short * w) // shorter, short)
+  x = _resize(x, tf.stack([new_h, new_w]))
+  return tf.image.resize_with_crop_or_pad(x, height, width)
+
+
+def random_resized_crop_box(height: tf.Tensor, width: tf.Tensor,
+                            seed: tf.Tensor) -> Tuple[tf.Tensor, ...]:
+  """(top, left, crop height, crop width), int32, of a random-resized crop.
+
+  torchvision's RandomResizedCrop.get_params, stateless in `seed` (shape
+  [2]): up to 10 tries at a box of area 8-100% of the image's and aspect
+  ratio 3/4-4/3 (log-uniform); the first that fits wins, at a uniform offset.
+  If none fits, the whole image, cut to the nearest ratio in range, centred.
+  All tries are drawn at once (vectorised), so it costs the same every time.
+  """
+  h = tf.cast(height, tf.float32)
+  w = tf.cast(width, tf.float32)
+  area_seed, ratio_seed, offset_seed = tf.unstack(
+      tf.random.experimental.stateless_split(seed, num=3))
+  area = h * w * tf.random.stateless_uniform(
+      [CROP_ATTEMPTS], area_seed, CROP_AREA[0], CROP_AREA[1])
+  aspect = tf.exp(tf.random.stateless_uniform(
+      [CROP_ATTEMPTS], ratio_seed, math.log(CROP_RATIO[0]),
+      math.log(CROP_RATIO[1])))
+  tries_w = tf.round(tf.sqrt(area * aspect))
+  tries_h = tf.round(tf.sqrt(area / aspect))
+  fits = (tries_w > 0) & (tries_w <= w) & (tries_h > 0) & (tries_h <= h)
+  found = tf.reduce_any(fits)
+  first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
+  ratio = w / h
+  fallback_w = tf.where(ratio > CROP_RATIO[1], tf.round(h * CROP_RATIO[1]), w)
+  fallback_h = tf.where(ratio < CROP_RATIO[0], tf.round(w / CROP_RATIO[0]), h)
+  crop_h = tf.where(found, tries_h[first], fallback_h)
+  crop_w = tf.where(found, tries_w[first], fallback_w)
+  u = tf.random.stateless_uniform([2], offset_seed)
+  top = tf.where(found, tf.floor(u[0] * (h - crop_h + 1)),
+                 tf.floor((h - crop_h) / 2))
+  left = tf.where(found, tf.floor(u[1] * (w - crop_w + 1)),
+                  tf.floor((w - crop_w) / 2))
+  # u < 1, but float32 rounding of u * n can reach n.
+  top = tf.clip_by_value(top, 0.0, h - crop_h)
+  left = tf.clip_by_value(left, 0.0, w - crop_w)
+  return tuple(tf.cast(v, tf.int32) for v in (top, left, crop_h, crop_w))
+
+
+def imagenet_train_input(image: tf.Tensor, seed: tf.Tensor, plan: Plan,
+                         decode: Optional[Callable] = None) -> tf.Tensor:
+  """One training input of --preprocessing=imagenet, from one source image.
+
+  Random-resized crop (`random_resized_crop_box`) resized (bilinear) to the
+  input size, random horizontal flip, then channels and normalisation.
+  Stateless in `seed` (shape [2]). `image` is a decoded uint8 [H, W, C]
+  image, or, with `decode` (encoded bytes -> uint8 image), the encoded
+  bytes: a JPEG is then decoded only inside the crop
+  (`tf.image.decode_and_crop_jpeg`, the same pixels for a fraction of the
+  work); any other format (PNG) is decoded whole and cropped.
+  """
+  box_seed, flip_seed = tf.unstack(
+      tf.random.experimental.stateless_split(seed, num=2))
+  channels = plan.spec.shape[2]
+
+  def crop(decoded):
+    shape = tf.shape(decoded)
+    top, left, crop_h, crop_w = random_resized_crop_box(
+        shape[0], shape[1], box_seed)
+    return decoded[top:top + crop_h, left:left + crop_w]
+
+  if decode is None:
+    pixels = crop(image)
+  else:
+    def crop_jpeg():
+      shape = tf.image.extract_jpeg_shape(image)
+      window = tf.stack(random_resized_crop_box(shape[0], shape[1], box_seed))
+      return tf.image.decode_and_crop_jpeg(image, window, channels=channels)
+
+    pixels = tf.cond(tf.io.is_jpeg(image), crop_jpeg,
+                     lambda: crop(decode(image)))
+  x = _resize(_to_float(pixels, plan), (plan.height, plan.width))
+  flip = tf.random.stateless_uniform([], flip_seed) < 0.5
+  x = tf.cond(flip, lambda: tf.reverse(x, axis=[1]), lambda: x)
+  x = _finish(x, plan)
+  return tf.ensure_shape(x, plan.input_shape)
 
 
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, plan: Plan) -> tf.Tensor:
