@@ -19,9 +19,51 @@ import numpy as np
 from lottery_tf.errors import UserError
 
 
+# Multi-worker training: the workers other than the chief write what they
+# write under ``root`` to ``scratch`` instead (see ``redirect_writes``).
+_REDIRECT = None
+
+
+def redirect_writes(root: str, scratch: str) -> None:
+  """From now on, writes to paths under ``root`` go under ``scratch``.
+
+  For the non-chief workers of a multi-worker run: they run the same code
+  as the chief (training, evaluation and saving are collective) but must not
+  write its results. What they read back prefers their own copy
+  (:func:`readable`); whether something is done is read from ``root``, the
+  chief's files.
+  """
+  global _REDIRECT
+  _REDIRECT = (os.path.abspath(root), os.path.abspath(scratch))
+
+
+def writable(path: str) -> str:
+  """Where this process writes ``path`` (itself, unless redirected)."""
+  if _REDIRECT is None:
+    return path
+  root, scratch = _REDIRECT
+  full = os.path.abspath(path)
+  if full == scratch or full.startswith(scratch + os.sep):
+    return path
+  if full == root or full.startswith(root + os.sep):
+    return os.path.join(scratch, os.path.relpath(full, root))
+  return path
+
+
+def readable(path: str) -> str:
+  """This process's own copy of ``path`` if it wrote one, else ``path``."""
+  own = writable(path)
+  return own if own != path and os.path.exists(own) else path
+
+
+def is_redirected() -> bool:
+  return _REDIRECT is not None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str):
   """Yields a temporary path beside ``path``; renames it into place on success."""
+  path = writable(path)
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path),
@@ -75,7 +117,7 @@ def write_csv(path: str, rows: List[Dict[str, Any]], first=()) -> None:
 
 
 def read_json(path: str) -> Any:
-  with open(path, encoding="utf-8") as f:
+  with open(readable(path), encoding="utf-8") as f:
     return json.load(f)
 
 
@@ -86,8 +128,19 @@ def write_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
 
 
 def read_npz(path: str) -> Dict[str, np.ndarray]:
-  with np.load(path, allow_pickle=False) as z:
+  with np.load(readable(path), allow_pickle=False) as z:
     return {k: z[k] for k in z.files}
+
+
+def save_figure(fig, path: str, **savefig_kwargs) -> None:
+  """Saves a matplotlib figure atomically (format from the extension), closes it."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fmt = os.path.splitext(path)[1].lstrip(".") or "png"
+  try:
+    with atomic_path(path) as tmp:
+      fig.savefig(tmp, format=fmt, **savefig_kwargs)
+  finally:
+    plt.close(fig)
 
 
 def sha256_file(path: str) -> str:

@@ -27,6 +27,15 @@ BAD_INPUTS = [
     (["train", "--flagfile=missing.cfg"], "missing.cfg"),
     (["train", "--output_dir=afile"], "--output_dir"),
     (["train", "--output_dir=afile/sub"], "--output_dir"),
+    (["find", "--strategy=horovod"], "--strategy"),
+    (["find", "--strategy=multi_worker"], "TF_CONFIG"),
+    (["find", "--mixed_precision=fp8"], "--mixed_precision"),
+    (["find", "--checkpoint_every=-1"], "--checkpoint_every"),
+    (["find", "--cpu_devices=-2"], "--cpu_devices"),
+    (["find", "--strategy=mirrored", "--cpu_devices=2", "--batch_size=65"],
+     "--batch_size"),
+    (["find", "--strategy=tpu"], "--tpu"),
+    (["train", "--preprocessing=inception"], "--preprocessing"),
 ]
 
 

@@ -203,7 +203,7 @@ def test_rewind_restores_snapshot_times_mask_and_iteration_k(optimizer):
   model = pruning.wrap(_conv_bn_model())
   tm = training.compile_model(model, hp, steps_per_epoch=4)
   cb = RewindCallback(6)
-  training.fit(tm, lambda: data, steps_per_epoch=4, start_step=0, end_step=12,
+  training.fit(tm, training.repeating(lambda: data), steps_per_epoch=4, start_step=0, end_step=12,
                boundaries=[6], callbacks=[cb], verbose=0)
   assert cb.weights is not None
   assert not np.array_equal(cb.weights["bn/moving_mean"], np.zeros(4))
@@ -222,7 +222,7 @@ def test_rewind_restores_snapshot_times_mask_and_iteration_k(optimizer):
   np.testing.assert_array_equal(model.get_layer("bn").moving_mean.numpy(),
                                 cb.weights["bn/moving_mean"])
   # Training on from the rewind keeps the new mask and its zeros.
-  training.fit(tm, lambda: data, steps_per_epoch=4, start_step=6, end_step=12,
+  training.fit(tm, training.repeating(lambda: data), steps_per_epoch=4, start_step=6, end_step=12,
                verbose=0)
   for name, mask in masks.items():
     np.testing.assert_array_equal(pruning.get_masks(model)[name], mask)
@@ -292,3 +292,55 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
   assert os.path.basename(os.path.dirname(path_a)) == os.path.basename(
       os.path.dirname(path_b))
   assert _rows(path_a) == _rows(path_b)
+
+
+class _Preempted(Exception):
+  pass
+
+
+def test_every_run_resumes_inside_from_its_checkpoint(tmp_path, monkeypatch):
+  """Pre-training, the dense level, a ticket and a control, each cut mid-run."""
+  from lottery_tf.training import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  task = Task(DatasetHparams(dataset="digits"),
+              ModelHparams(model="lenet_300_100"),
+              TrainingHparams(lr=0.05, momentum=0.9, batch_size=32,
+                              training_steps="2ep", checkpoint_every=8))
+  php = PruningHparams()
+  lhp = LotteryHparams(levels=1, rewind="0it", controls="reinit",
+                       pretrain_steps="20it", pretrain_subset="random:400")
+
+  def runner(d):
+    return LotteryRunner(str(tmp_path / d), task, php, lhp, quiet=True,
+                         log=lambda *_: None)
+
+  runner("clean").run()
+  save = checkpoint_lib.MidRunCheckpoint.save
+  cut = []
+
+  def save_then_die(self):
+    save(self)
+    if self.directory not in cut:
+      cut.append(self.directory)
+      raise _Preempted(self.directory)
+
+  monkeypatch.setattr(checkpoint_lib.MidRunCheckpoint, "save", save_then_die)
+  for _ in range(6):
+    try:
+      runner("cut").run()
+      break
+    except _Preempted:
+      pass
+  cut = [os.path.relpath(c, tmp_path / "cut") for c in cut]
+  assert cut == ["pretrain/checkpoint", "level_00/checkpoint",
+                 "level_01/checkpoint", "level_01/reinit/checkpoint"], cut
+  for rel in ("pretrain/metrics.json", "level_00/metrics.json",
+              "level_01/metrics.json", "level_01/reinit/metrics.json"):
+    a = artifacts.read_json(str(tmp_path / "clean" / rel))
+    b = artifacts.read_json(str(tmp_path / "cut" / rel))
+    assert a["metrics"] == b["metrics"], rel
+  for rel in ("rewind.npz", "level_01/mask.npz", "level_02/mask.npz"):
+    a = artifacts.read_npz(str(tmp_path / "clean" / rel))
+    b = artifacts.read_npz(str(tmp_path / "cut" / rel))
+    for k in a:
+      np.testing.assert_array_equal(a[k], b[k], err_msg=f"{rel} {k}")
+  assert not list((tmp_path / "cut").rglob("checkpoint"))

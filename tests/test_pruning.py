@@ -468,7 +468,7 @@ class ModelMasksTest(tf.test.TestCase, parameterized.TestCase):
     train_data, steps = _toy_data()
     thp = TrainingHparams(lr=0.1, momentum=0.9, batch_size=32)
     tm = training.compile_model(wrapped, thp, steps)
-    training.fit(tm, train_data, steps_per_epoch=steps, start_step=0,
+    training.fit(tm, training.repeating(train_data), steps_per_epoch=steps, start_step=0,
                  end_step=1, verbose=0)
     for name, kernel in pruning.get_kernels(wrapped).items():
       self.assertAllEqual(kernel[masks[name] == 0],
@@ -497,7 +497,7 @@ class MaskedTrainingTest(tf.test.TestCase, parameterized.TestCase):
     train_data, steps = _toy_data()
     tm = training.compile_model(wrapped, TrainingHparams(batch_size=32, **opt),
                                 steps)
-    training.fit(tm, train_data, steps_per_epoch=steps, start_step=0,
+    training.fit(tm, training.repeating(train_data), steps_per_epoch=steps, start_step=0,
                  end_step=5 * steps, verbose=0)
     self.assertEqual(int(tm.optimizer.iterations.numpy()), 40)
     after = pruning.get_kernels(wrapped)

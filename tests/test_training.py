@@ -70,7 +70,7 @@ def _train(hp, segments):
   model, train_data, eval_ds = _toy(hp.seed)
   tm = training.compile_model(model, hp, steps_per_epoch=8)
   for a, b in segments:
-    training.fit(tm, train_data, steps_per_epoch=8, start_step=a, end_step=b,
+    training.fit(tm, training.repeating(train_data), steps_per_epoch=8, start_step=a, end_step=b,
                  verbose=0)
   return tm, [w.copy() for w in model.get_weights()], eval_ds
 
@@ -109,3 +109,53 @@ def test_adam_and_label_smoothing_learn():
   tm, _, eval_ds = _train(hp, [(0, 64)])
   metrics = training.evaluate(tm, {"test": eval_ds})
   assert metrics["test_accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_keeps_weights_masks_and_thresholds_float32(policy):
+  from lottery_tf import pruning  # pylint: disable=g-import-not-at-top
+  from lottery_tf.hparams import (DatasetHparams,  # pylint: disable=g-import-not-at-top
+                                  ModelHparams)
+  from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
+  from lottery_tf.pruning.hparams import PruningHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.pruning.wrap import wrappers  # pylint: disable=g-import-not-at-top
+  from lottery_tf.training.rewind import reset_optimizer  # pylint: disable=g-import-not-at-top
+  thp = TrainingHparams(lr=0.05, momentum=0.9, batch_size=64,
+                        training_steps="20it", mixed_precision=policy)
+  task = Task(DatasetHparams(dataset="mnist_5k"),
+              ModelHparams(model="lenet_300_100"), thp)
+  training.set_seed(0)
+  with task.scope():
+    model = pruning.wrap(task.build_model())
+    tm = training.compile_model(model, thp, task.steps_per_epoch)
+  half = "float16" if policy == "mixed_float16" else "bfloat16"
+  wrapper = [l for l in model.layers if pruning.is_wrapper(l)][0]
+  assert wrapper.layer.compute_dtype == half
+  assert model.outputs[0].dtype == half and tm.outputs[0].dtype == tf.float32
+  scaled = isinstance(tm.optimizer, keras.mixed_precision.LossScaleOptimizer)
+  assert scaled == (policy == "mixed_float16")
+  masks = pruning.prune(model, pruning.get_masks(model), PruningHparams(
+      pruning_fraction=0.5))
+  pruning.set_masks(model, masks)
+  training.fit(tm, task.train_data(), steps_per_epoch=task.steps_per_epoch,
+               start_step=0, end_step=20, verbose=0)
+  assert int(tm.optimizer.iterations.numpy()) == 20
+  for name, w in wrappers(model).items():
+    kernel, mask, threshold = w.pruning_vars[0]
+    assert kernel.dtype == mask.dtype == threshold.dtype == tf.float32, name
+    k = kernel.numpy()
+    assert np.all(k[masks[name] == 0] == 0), name
+    assert np.all(np.isfinite(k)), name
+  # Thresholds are computed in float32 from the float32 kernels: pruning the
+  # trained model keeps exactly the largest 80% of the surviving weights.
+  kernels = pruning.get_kernels(model)
+  assert all(k.dtype == np.float32 for k in kernels.values())
+  again = pruning.prune(model, masks, PruningHparams(pruning_fraction=0.2))
+  alive = np.concatenate([np.abs(kernels[n][masks[n] == 1]) for n in masks])
+  kept = np.concatenate([np.abs(kernels[n][again[n] == 1]) for n in again])
+  assert kept.min() >= np.quantile(alive, 0.2) - 1e-7
+  metrics = training.evaluate(tm, {"test": task.eval_data()["test"]})
+  assert metrics["test_accuracy"] > 0.5
+  if scaled:
+    reset_optimizer(tm.optimizer, 0)
+    assert float(tm.optimizer.loss_scale) == float(tm.optimizer.initial_scale)

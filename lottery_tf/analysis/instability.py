@@ -109,11 +109,12 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
   began = time.time()
   thp = task.thp
   training.set_seed(thp.seed)
-  model = start.build()
+  with task.scope():
+    model = start.build()
+    train_model = training.compile_model(model, thp, task.steps_per_epoch)
   masks = start.masks
   if masks is None and any(pruning.is_wrapper(l) for l in model.layers):
     masks = pruning.get_masks(model)
-  train_model = training.compile_model(model, thp, task.steps_per_epoch)
 
   def train(weights, begin: int, end: int, data_seed: int):
     training.set_seed(data_seed)

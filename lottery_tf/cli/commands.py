@@ -18,6 +18,30 @@ for _cls in (DatasetHparams, ModelHparams, TrainingHparams, PruningHparams,
   cli_flags.define_from(_cls)
 
 
+#: Commands that do no training: no strategy to set up.
+_NO_TRAINING = ("list", "export")
+
+
+def setup_runtime(command: str) -> None:
+  """Creates the process's tf.distribute strategy before any TF work.
+
+  Logical CPU devices and the multi-worker collective server can only be
+  configured before TensorFlow runs its first op. Under multi_worker, every
+  worker runs the command in lockstep, and the workers other than the chief
+  write what they write to their own scratch directory,
+  `OUTPUT_DIR/.worker_<i>/` (artifacts.redirect_writes), while reading what
+  is already done from the chief's files.
+  """
+  if command in _NO_TRAINING:
+    return
+  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
+  from lottery_tf.training import distribute  # pylint: disable=g-import-not-at-top
+  strategy = distribute.setup(cli_flags.from_flags(TrainingHparams))
+  if not distribute.is_chief(strategy) and FLAGS.output_dir:
+    artifacts.redirect_writes(FLAGS.output_dir, os.path.join(
+        FLAGS.output_dir, f".worker_{distribute.worker_index(strategy)}"))
+
+
 def _experiment_name(command: str, dhp: DatasetHparams, mhp: ModelHparams) -> str:
   name = FLAGS.experiment_name or f"{command}_{mhp.model}_{dhp.dataset}"
   return name.replace("/", "_")

@@ -59,6 +59,7 @@ def _main(argv):
   if command is None:
     _fail(f"unknown command {words[0]!r}; choose one of: {names}")
   try:
+    commands.setup_runtime(words[0])
     results = command()
   except UserError as e:
     _fail(str(e))

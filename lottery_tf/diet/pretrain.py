@@ -17,7 +17,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from lottery_tf import data, training
+from lottery_tf import training
 from lottery_tf.diet import scores as scores_lib, subsets
 from lottery_tf.errors import UserError
 from lottery_tf.training import durations, optimizers
@@ -116,27 +116,33 @@ def plan(task, lhp) -> Optional[PretrainPlan]:
 
 
 def train_data(task, p: PretrainPlan) -> Callable:
-  """One shuffled, augmented epoch of the pre-training data (for fit)."""
-  return lambda: data.load(task.dhp, "train", batch_size=p.batch_size,
-                           seed=p.seed, training=True, indices=p.indices)
+  """The pre-training data stream (subset, batch size, seed) for fit."""
+  return task.train_data(p.seed, batch_size=p.batch_size, indices=p.indices)
 
 
 def pretrain(model, task, p: PretrainPlan, *, eval_data=None,
-             quiet: bool = False) -> Tuple[Dict[str, np.ndarray], dict]:
+             quiet: bool = False, ckpt=None
+             ) -> Tuple[Dict[str, np.ndarray], dict]:
   """Trains ``model`` (as it is) steps 0..t on the plan's data.
 
   The lr schedule is the task's, on the task's clock (milestones in epochs
   of the full data), with the plan's peak lr. A second compiled model shares
   ``model``'s layers, so the weights end up in ``model``; it is used once per
-  experiment. Returns (weights at t, record).
+  experiment. With ``ckpt`` (a ``training.checkpoint.MidRunCheckpoint``), a
+  phase cut off resumes from its latest checkpoint. Returns (weights at t,
+  record).
   """
   thp = task.thp.replace(batch_size=p.batch_size, lr=p.lr)
-  optimizer = optimizers.build(thp, task.steps_per_epoch)
+  with model.distribute_strategy.scope():
+    optimizer = optimizers.build(thp, task.steps_per_epoch)
   epoch = max(1, math.ceil(p.num_examples / p.batch_size))
   train_model = training.compile_model(model, thp, epoch, optimizer=optimizer)
   training.set_seed(p.seed)
+  resumed = ckpt.restore(train_model) if ckpt is not None else None
   result = training.fit(train_model, train_data(task, p),
-                        steps_per_epoch=epoch, start_step=0, end_step=p.steps,
+                        steps_per_epoch=epoch, start_step=resumed or 0,
+                        end_step=p.steps,
+                        callbacks=[ckpt] if ckpt is not None else [],
                         verbose=training.verbosity(quiet))
   record = {**p.to_dict(), "train_seconds": result.seconds,
             "ms_per_step": result.ms_per_step,

@@ -99,8 +99,9 @@ def compute(exp_dir: str, task, shp, *, quiet: bool = False,
       # One compiled model for the whole ensemble: each member assigns its
       # own initialisation and a fresh optimizer.
       training.set_seed(thp.seed)
-      model = task.build_model(seed=thp.seed)
-      train_model = training.compile_model(model, thp, task.steps_per_epoch)
+      with task.scope():
+        model = task.build_model(seed=thp.seed)
+        train_model = training.compile_model(model, thp, task.steps_per_epoch)
       forward_data = data.load(dhp, "train", batch_size=1000,
                                with_index=True)
       # Per-example gradients of a batch are held at once: small batches.

@@ -14,8 +14,9 @@ def run(exp_dir: str, dhp, mhp, thp, *, quiet: bool = False) -> str:
     return metrics_path
   task = Task(dhp, mhp, thp)
   training.set_seed(thp.seed)
-  model = task.build_model()
-  train_model = training.compile_model(model, thp, task.steps_per_epoch)
+  with task.scope():
+    model = task.build_model()
+    train_model = training.compile_model(model, thp, task.steps_per_epoch)
   began = time.time()
   result = training.fit(
       train_model, task.train_data(), steps_per_epoch=task.steps_per_epoch,

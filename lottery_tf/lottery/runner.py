@@ -21,8 +21,20 @@ Layout of an experiment directory (design.md):
 
 Every training run seeds itself, so a level re-run after a crash gives the
 same numbers as an uninterrupted run, whatever ran before it in the process.
+With --checkpoint_every, a run cut off mid-level resumes from its latest
+checkpoint (``<run dir>/checkpoint/``, deleted when the run is done).
+
+Under --strategy=multi_worker every worker runs this same code in lockstep
+(training, evaluation and saving are collective); only the chief writes the
+experiment directory. The other workers decide what is done from the
+chief's files and write their own masks and rewind weights, and their
+checkpoints and SavedModels (which must be saved by every worker), to a
+scratch directory (``artifacts.redirect_writes``: ``OUTPUT_DIR/.worker_<i>/``
+from the CLI, else ``.worker_<i>/`` inside the experiment); the SavedModels
+are deleted at once, and no metrics are written there.
 """
 import os
+import shutil
 import time
 from typing import Dict, Optional
 
@@ -36,6 +48,7 @@ from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.task import Task
 from lottery_tf.errors import UserError
 from lottery_tf import tickets
+from lottery_tf.training import checkpoint as checkpoint_lib, distribute
 from lottery_tf.training.rewind import (RewindCallback, load_weights,
                                         reset_optimizer, snapshot)
 
@@ -80,6 +93,12 @@ class LotteryRunner:
             "(rewind to the pre-trained weights) or a later step")
       self.rewind_step = max(self.rewind_step, self.pretrain_step)
     self._lmc_data = None
+    strategy = distribute.setup(task.thp)
+    self.is_chief = distribute.is_chief(strategy)
+    if not self.is_chief and not artifacts.is_redirected():
+      # (The CLI redirects the whole output directory already.)
+      artifacts.redirect_writes(exp_dir, os.path.join(
+          exp_dir, f".worker_{distribute.worker_index(strategy)}"))
     if self.rewind_step >= task.total_steps:
       raise UserError(
           f"--rewind: {lhp.rewind} ({self.rewind_step} steps) is not before the "
@@ -95,6 +114,19 @@ class LotteryRunner:
     return {"hparams": self.hparams_dict(), "seed": self.task.thp.seed,
             "versions": artifacts.library_versions(),
             "data": self.task.info.to_dict()}
+
+  # Other workers than the chief write arrays to their scratch (artifacts
+  # redirects them), no metrics, and delete the SavedModels they must save.
+
+  def _write_json(self, path: str, payload) -> None:
+    if self.is_chief:
+      artifacts.write_json(path, payload)
+
+  def _save_model(self, path: str, save) -> None:
+    """``save(dir)``: every worker must save (collective); only the chief keeps it."""
+    save(path)
+    if not self.is_chief:
+      shutil.rmtree(artifacts.writable(path), ignore_errors=True)
 
   def _level_done(self, level: int) -> bool:
     d = level_dir(self.exp_dir, level)
@@ -127,20 +159,35 @@ class LotteryRunner:
     """
     if self._model is None:
       training.set_seed(self.task.thp.seed)
-      self._model = self._wrapped(self.task.thp.seed)
+      # Model, wrappers, optimizer and metrics under the strategy's scope.
+      with self.task.scope():
+        self._model = self._wrapped(self.task.thp.seed)
+        self._train_model = training.compile_model(
+            self._model, self.task.thp, self.task.steps_per_epoch)
       self._init_weights = snapshot(self._model)
-      self._train_model = training.compile_model(
-          self._model, self.task.thp, self.task.steps_per_epoch)
       self._eval_data = self.task.eval_data()
     return self._model, self._train_model
 
   def _fresh_weights(self, seed: int) -> Dict[str, np.ndarray]:
     return snapshot(self.task.build_model(seed=seed))
 
+  def _checkpoint(self, run_dir: str):
+    if not self.task.thp.checkpoint_every:
+      return None
+    directory = checkpoint_lib.directory_of(run_dir)
+    return checkpoint_lib.MidRunCheckpoint(
+        directory, self.task.thp.checkpoint_every,
+        write_directory=artifacts.writable(directory))
+
   def _train(self, weights: Dict[str, np.ndarray], masks, *, start: int,
              seed: int, rewind_cb: Optional[RewindCallback] = None,
-             data_seed: Optional[int] = None) -> dict:
-    """Trains the session model from ``weights`` under ``masks``."""
+             data_seed: Optional[int] = None,
+             ckpt: Optional[checkpoint_lib.MidRunCheckpoint] = None) -> dict:
+    """Trains the session model from ``weights`` under ``masks``.
+
+    With ``ckpt`` holding a checkpoint of this run, resumes from it (weights,
+    masks and optimizer state as they were at its step).
+    """
     task = self.task
     model, train_model = self._session()
     # The global seed feeds the data order and augmentation: the same for the
@@ -151,11 +198,18 @@ class LotteryRunner:
     pruning.set_masks(model, masks)
     reset_optimizer(train_model.optimizer, start)
     train_model.reset_metrics()
-    callbacks = [rewind_cb] if rewind_cb is not None else []
+    resumed = ckpt.restore(train_model) if ckpt is not None else None
+    begin = start if resumed is None else resumed
+    if resumed is not None:
+      self.log(f"resuming from the checkpoint at step {resumed}")
+      if rewind_cb is not None and resumed > rewind_cb.rewind_step:
+        # Taken before the cut: it is on disk.
+        rewind_cb.weights = artifacts.read_npz(rewind_cb.path)
+    callbacks = [cb for cb in (rewind_cb, ckpt) if cb is not None]
     result = training.fit(
         train_model, task.train_data(data_seed),
         steps_per_epoch=task.steps_per_epoch,
-        start_step=start, end_step=task.total_steps,
+        start_step=begin, end_step=task.total_steps,
         boundaries=[self.rewind_step], callbacks=callbacks,
         verbose=training.verbosity(self.quiet))
     metrics = training.evaluate(train_model, self._eval_data)
@@ -164,12 +218,14 @@ class LotteryRunner:
         "metrics": metrics,
         "density": densities.pop("overall"),
         "density_per_layer": densities,
-        "steps": result.steps,
+        "steps": task.total_steps - start,
         "start_step": start,
         "train_seconds": result.seconds,
         "ms_per_step": result.ms_per_step,
         "seed": seed,
         "data_seed": data_seed,
+        "replicas": model.distribute_strategy.num_replicas_in_sync,
+        "resumed_from_step": resumed,
     }
 
   # -- levels ----------------------------------------------------------------
@@ -198,21 +254,24 @@ class LotteryRunner:
           start, weights = self.pretrain_step, self._pretrain(masks)
         cb = RewindCallback(self.rewind_step, rewind_path)
         out = self._train(weights, masks, start=start, seed=seed,
-                          rewind_cb=cb)
+                          rewind_cb=cb, ckpt=self._checkpoint(d))
         rewind_weights = cb.weights
         artifacts.write_npz(os.path.join(d, "mask.npz"), masks)
       else:
         start = self.rewind_step
         rewind_weights = artifacts.read_npz(rewind_path)
-        out = self._train(rewind_weights, masks, start=start, seed=seed)
+        out = self._train(rewind_weights, masks, start=start, seed=seed,
+                          ckpt=self._checkpoint(d))
       if self.lhp.lmc_every_level and start == self.rewind_step:
         # Trained from the rewind point with a fresh optimizer: this ticket
         # is the first of the two copies instability analysis compares.
         trained = snapshot(model)
       if self.save_tickets:
-        tickets.save_trained(os.path.join(d, "trained"), model)
+        self._save_model(os.path.join(d, "trained"),
+                         lambda path: tickets.save_trained(path, model))
       # Always, even at the last level asked for: a later run with a larger
       # --levels (levels are not in the hash) extends this experiment.
+      # From the trained weights, identical on every replica and worker.
       next_masks = pruning.prune(model, masks, self.php)
       artifacts.write_npz(
           os.path.join(level_dir(self.exp_dir, level + 1), "mask.npz"),
@@ -225,14 +284,23 @@ class LotteryRunner:
       if self.pretraining is not None:
         out["pretraining"] = self.pretraining.to_dict()
       # Written last: its presence marks the ticket of this level done.
-      artifacts.write_json(os.path.join(d, "metrics.json"), out)
+      self._write_json(os.path.join(d, "metrics.json"), out)
+      self._clear_checkpoint(d)
       row = out
     if self.lhp.lmc_every_level:
       row = self._run_lmc(level, trained) or row
     if level > 0:
       for control in self.lhp.control_list():
         self._run_control(level, control)
-    return row or artifacts.read_json(os.path.join(d, "metrics.json"))
+    if row is None or not self.is_chief:
+      path = os.path.join(d, "metrics.json")
+      row = artifacts.read_json(path) if os.path.exists(path) else row
+    return row
+
+  def _clear_checkpoint(self, run_dir: str) -> None:
+    ckpt = self._checkpoint(run_dir)
+    if ckpt is not None:
+      ckpt.clear()
 
   def _pretrain(self, masks) -> Dict[str, np.ndarray]:
     """The dense weights after the pre-training phase, w_t (resumable)."""
@@ -245,9 +313,10 @@ class LotteryRunner:
     pruning.set_masks(model, masks)
     weights, record = pretrain_lib.pretrain(
         model, self.task, self.pretraining, eval_data=self._eval_data,
-        quiet=self.quiet)
+        quiet=self.quiet, ckpt=self._checkpoint(d))
     artifacts.write_npz(weights_path, weights)
-    artifacts.write_json(os.path.join(d, "metrics.json"), record)
+    self._write_json(os.path.join(d, "metrics.json"), record)
+    self._clear_checkpoint(d)
     acc = record.get("metrics", {}).get("test_accuracy")
     self.log(f"pre-trained {record['steps']} steps on {record['subset']} "
              f"({record['num_examples']} examples)"
@@ -275,7 +344,8 @@ class LotteryRunner:
       self._train(weights, masks, start=self.rewind_step, seed=seed)
       trained = snapshot(model)
     other = self._train(weights, masks, start=self.rewind_step, seed=seed,
-                        data_seed=seed + lmc.COPY_SEED_OFFSET)
+                        data_seed=seed + lmc.COPY_SEED_OFFSET,
+                        ckpt=self._checkpoint(os.path.dirname(path)))
     if self._lmc_data is None:
       self._lmc_data = lmc.datasets_for(self.task.dhp, self.task.info)
     summary, arrays = lmc.evaluate_path(
@@ -287,8 +357,11 @@ class LotteryRunner:
                    data_seeds=[seed, seed + lmc.COPY_SEED_OFFSET],
                    second_copy=other["metrics"],
                    wall_seconds=time.time() - began)
+    if not self.is_chief:
+      return None
     lmc.save(os.path.dirname(path), summary, arrays,
              title=f"level {level}, density {100 * other['density']:.2f}%")
+    self._clear_checkpoint(os.path.dirname(path))
     metrics_path = os.path.join(d, "metrics.json")
     row = artifacts.read_json(metrics_path)
     row["lmc"] = {k: summary[k] for k in (
@@ -310,20 +383,21 @@ class LotteryRunner:
       # initialisation, trained from the rewind step like the ticket.
       seed = self.task.thp.seed + _REINIT_SEED_OFFSET
       out = self._train(self._fresh_weights(seed), masks,
-                        start=self.rewind_step, seed=seed)
+                        start=self.rewind_step, seed=seed,
+                        ckpt=self._checkpoint(d))
     else:
       # A random mask with the ticket's per-layer density on the rewind
       # weights.
       seed = self.task.thp.seed + _RANDOM_MASK_SEED_OFFSET + level
       masks = pruning.random_masks(masks, seed=seed)
       artifacts.write_npz(os.path.join(d, "mask.npz"), masks)
-      rewind_weights = artifacts.read_npz(
-          os.path.join(self.exp_dir, "rewind.npz"))
+      rewind_weights = artifacts.read_npz(os.path.join(self.exp_dir, "rewind.npz"))
       out = self._train(rewind_weights, masks, start=self.rewind_step,
-                        seed=seed)
+                        seed=seed, ckpt=self._checkpoint(d))
     out.update(level=level, run=control, wall_seconds=time.time() - began,
                rewind_step=self.rewind_step, **self.provenance())
-    artifacts.write_json(path, out)
+    self._write_json(path, out)
+    self._clear_checkpoint(d)
     return out
 
   def _save_ticket(self, path, level, masks, rewind_weights, out):
@@ -344,14 +418,19 @@ class LotteryRunner:
         "pruning": self.php.to_dict(),
         **self.provenance(),
     }
-    tickets.save(path, model, meta)
+    self._save_model(path, lambda p: tickets.save(p, model, meta))
 
   def run(self) -> str:
-    artifacts.write_json(os.path.join(self.exp_dir, "hparams.json"),
-                         self.provenance())
+    self._write_json(os.path.join(self.exp_dir, "hparams.json"),
+                     self.provenance())
     for level in range(self.lhp.levels + 1):
       done = self._level_done(level)
-      self.run_level(level)
+      row = self.run_level(level)
+      if not self.is_chief:
+        acc = (row or {}).get("metrics", {}).get("test_accuracy")
+        self.log(f"worker {distribute.worker_index()}: level {level:02d} done"
+                 + (f", test acc {100 * acc:.2f}%" if acc else ""))
+        continue
       line = report.level_line(self.exp_dir, level, self.lhp.control_list())
       self.log(("(done) " if done else "") + line)
       report.write_summary(self.exp_dir, self.lhp.levels,

@@ -7,7 +7,7 @@ from lottery_tf import data, models
 from lottery_tf._keras import keras, tf
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
-from lottery_tf.training import durations, optimizers
+from lottery_tf.training import distribute, durations, optimizers
 
 
 def validate(dhp: DatasetHparams, mhp: ModelHparams, thp: TrainingHparams):
@@ -19,6 +19,7 @@ def validate(dhp: DatasetHparams, mhp: ModelHparams, thp: TrainingHparams):
     raise UserError(f"--model: unknown model {mhp.model!r}; choose from: "
                     f"{', '.join(models.names())}")
   optimizers.validate(thp)
+  distribute.validate(thp)
   info = data.info(dhp)
   # Builds the model in a throwaway graph: too-small inputs fail here.
   models.param_count(mhp.model, info.input_shape, info.num_classes)
@@ -49,16 +50,44 @@ class Task:
   def steps(self, duration: str, flag: str) -> int:
     return durations.parse(duration, flag).to_steps(self.steps_per_epoch)
 
-  def build_model(self, seed: Optional[int] = None) -> keras.Model:
-    seed = self.thp.seed if seed is None else seed
-    return models.build(self.mhp.model, self.info.input_shape,
-                        self.info.num_classes, seed=seed)
+  def scope(self):
+    """The strategy scope and dtype policy to build and compile models in."""
+    return distribute.scope(self.thp)
 
-  def train_data(self, seed: Optional[int] = None):
-    """A function giving one shuffled, augmented epoch (for training.fit)."""
+  def build_model(self, seed: Optional[int] = None) -> keras.Model:
+    """The model (under the dtype policy; enter :meth:`scope` to train it)."""
     seed = self.thp.seed if seed is None else seed
-    return lambda: data.load(self.dhp, "train", batch_size=self.thp.batch_size,
-                             seed=seed, training=True)
+    with distribute.policy_scope(self.thp.mixed_precision):
+      return models.build(self.mhp.model, self.info.input_shape,
+                          self.info.num_classes, seed=seed)
+
+  def train_data(self, seed: Optional[int] = None, *,
+                 batch_size: Optional[int] = None, indices=None):
+    """``fn(start_step, input_context=None)``: the training stream for fit.
+
+    An endless, shuffled, augmented stream of global batches from step
+    ``start_step`` on, the same batches at a step however the run got there
+    (``data.load(start_batch=...)``). With an ``input_context``
+    (multi-worker), this worker's shard in per-replica batches.
+    """
+    seed = self.thp.seed if seed is None else seed
+    batch_size = batch_size or self.thp.batch_size
+
+    def make(start_step: int, input_context=None):
+      if input_context is None:
+        return data.load(self.dhp, "train", batch_size=batch_size, seed=seed,
+                         training=True, indices=indices,
+                         start_batch=start_step)
+      local = (input_context.num_replicas_in_sync
+               // input_context.num_input_pipelines)
+      return data.load(
+          self.dhp, "train",
+          batch_size=input_context.get_per_replica_batch_size(batch_size),
+          seed=seed, training=True, indices=indices,
+          start_batch=start_step * local,
+          num_shards=input_context.num_input_pipelines,
+          shard_index=input_context.input_pipeline_id)
+    return make
 
   def eval_data(self, eval_batch_size: int = 1000) -> Dict[str, tf.data.Dataset]:
     """Un-augmented train, validation (if held out) and test splits."""

@@ -47,7 +47,7 @@ class OneShotPruneLowMagnitude(pruning_wrapper.PruneLowMagnitude):
 
   * the schedule is :class:`OneShotSchedule`, which never fires, so there is
     no mask update to condition on and no step to count;
-  * ``training.TrainModel`` masks the gradients and re-applies
+  * ``training.TrainModel`` re-applies
     ``kernel *= mask`` right after every optimizer step, and
     :func:`lottery_tf.pruning.set_masks` multiplies the kernels when it
     assigns masks, so the kernels are already exactly sparse whenever a

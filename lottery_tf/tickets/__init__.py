@@ -52,6 +52,7 @@ class _TicketModule(tf.Module):
 
 def _atomic_dir(path: str, write) -> None:
   """``write(tmp_dir)`` then move it to ``path``, replacing what was there."""
+  path = artifacts.writable(path)
   parent = os.path.dirname(os.path.abspath(path))
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)

@@ -2,4 +2,5 @@
 from lottery_tf.training import durations, optimizers
 from lottery_tf.training.model import TrainModel, kernels, mask_pairs
 from lottery_tf.training.train import (FitResult, compile_model, evaluate, fit,
-                                       set_seed, total_steps, verbosity)
+                                       repeating, set_seed, total_steps,
+                                       verbosity)

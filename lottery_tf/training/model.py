@@ -62,11 +62,16 @@ class TrainModel(keras.Model):
     x, y = data[0], data[1]
     pairs = mask_pairs(self)
     decayed = {v.ref() for v in kernels(self)} if self.weight_decay else set()
+    scaled = isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer)
     with tf.GradientTape() as tape:
       y_pred = self(x, training=True)
       loss = self.compute_loss(x, y, y_pred)
+      # mixed_float16: scale the loss so small float16 gradients survive.
+      target = self.optimizer.get_scaled_loss(loss) if scaled else loss
     variables = self.trainable_variables
-    grads = tape.gradient(loss, variables)
+    grads = tape.gradient(target, variables)
+    if scaled:
+      grads = self.optimizer.get_unscaled_gradients(grads)
     new_grads = []
     for var, grad in zip(variables, grads):
       if grad is not None:

@@ -60,12 +60,19 @@ def load_weights(model: keras.Model, weights: Dict[str, np.ndarray],
 
 
 def reset_optimizer(optimizer, iterations: int) -> None:
-  """Fresh slots (momentum, Adam moments) and ``iterations = k``."""
+  """Fresh slots (momentum, Adam moments) and ``iterations = k``.
+
+  A LossScaleOptimizer (mixed_float16) also gets its initial loss scale back.
+  """
   for var in optimizer.variables():
     if var is optimizer.iterations:
       continue
     var.assign(tf.zeros_like(var))
   optimizer.iterations.assign(iterations)
+  state = getattr(optimizer, "_loss_scale", None)
+  if hasattr(state, "initial_loss_scale"):
+    state._current_loss_scale.assign(state.initial_loss_scale)  # pylint: disable=protected-access
+    state._counter.assign(0)  # pylint: disable=protected-access
 
 
 class RewindCallback(keras.callbacks.Callback):

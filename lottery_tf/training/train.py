@@ -7,7 +7,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence
 
 from lottery_tf._keras import keras, tf
 from lottery_tf.hparams import TrainingHparams
-from lottery_tf.training import durations, optimizers
+from lottery_tf.training import distribute, durations, optimizers
 from lottery_tf.training.model import TrainModel
 
 
@@ -36,17 +36,29 @@ def _loss(hp: TrainingHparams, num_classes: int):
 
 def compile_model(model: keras.Model, hp: TrainingHparams, steps_per_epoch: int,
                   optimizer=None) -> TrainModel:
-  """A TrainModel sharing ``model``'s layers, compiled with a fresh optimizer."""
-  train_model = TrainModel(inputs=model.inputs, outputs=model.outputs,
-                           name=model.name, weight_decay=hp.weight_decay)
-  num_classes = int(model.outputs[0].shape[-1])
-  spe = hp.steps_per_execution or _auto_steps_per_execution(steps_per_epoch)
-  train_model.compile(
-      optimizer=optimizer or optimizers.build(hp, steps_per_epoch),
-      loss=_loss(hp, num_classes),
-      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-      steps_per_execution=spe,
-      jit_compile=hp.jit_compile)
+  """A TrainModel sharing ``model``'s layers, compiled with a fresh optimizer.
+
+  The TrainModel, its optimizer and metrics are created under the strategy
+  ``model`` was built under (``distribute.scope``) and ``hp``'s dtype policy;
+  under mixed precision the logits are cast to float32 for the loss, and
+  with ``mixed_float16`` Keras wraps the optimizer in a LossScaleOptimizer.
+  """
+  with model.distribute_strategy.scope(), distribute.policy_scope(
+      hp.mixed_precision):
+    outputs = model.outputs
+    if outputs[0].dtype != tf.float32:
+      outputs = [keras.layers.Activation("linear", dtype="float32",
+                                         name="logits_float32")(outputs[0])]
+    train_model = TrainModel(inputs=model.inputs, outputs=outputs,
+                             name=model.name, weight_decay=hp.weight_decay)
+    num_classes = int(model.outputs[0].shape[-1])
+    spe = hp.steps_per_execution or _auto_steps_per_execution(steps_per_epoch)
+    train_model.compile(
+        optimizer=optimizer or optimizers.build(hp, steps_per_epoch),
+        loss=_loss(hp, num_classes),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        steps_per_execution=spe,
+        jit_compile=hp.jit_compile)
   return train_model
 
 
@@ -65,6 +77,24 @@ def verbosity(quiet: bool) -> int:
   return 1 if sys.stdout.isatty() else 2
 
 
+def repeating(epoch_data: Callable[[], tf.data.Dataset]
+              ) -> Callable[..., tf.data.Dataset]:
+  """A ``fit`` stream from a function giving one epoch of batches.
+
+  For your own ``tf.data`` pipelines: the epoch is repeated and skipped
+  ahead to the start step (so resuming costs reading the skipped batches;
+  ``Task.train_data`` streams start at any step for the price of one
+  shuffle). Single-host strategies only.
+  """
+  def make(start_step: int, input_context=None):
+    if input_context is not None:
+      raise ValueError("training.repeating: a single-host stream; use "
+                       "Task.train_data under a multi-worker strategy")
+    data = epoch_data().repeat()
+    return data.skip(start_step) if start_step else data
+  return make
+
+
 @dataclasses.dataclass
 class FitResult:
   steps: int
@@ -76,18 +106,20 @@ class FitResult:
     return 1000.0 * self.seconds / max(self.steps, 1)
 
 
-def fit(train_model: TrainModel, train_data: Callable[[], tf.data.Dataset], *,
+def fit(train_model: TrainModel, train_data: Callable[..., tf.data.Dataset], *,
         steps_per_epoch: int, start_step: int, end_step: int,
         boundaries: Sequence[int] = (), callbacks: Iterable = (),
         verbose: int = 2, validation_data=None) -> FitResult:
   """Trains from ``start_step`` to ``end_step`` (optimizer iterations).
 
-  ``train_data()`` returns the batched, shuffled training data for one epoch;
-  it is repeated, and skipped ahead to ``start_step``, so that a run split in
-  segments (at a rewind point, or resumed) sees the same batches in the same
-  order as one that is not. Segments end at epoch edges and ``boundaries``,
-  so callbacks see the iteration counts they need even with
-  ``steps_per_execution`` > 1.
+  ``train_data(step, input_context=None)`` returns the endless training
+  stream from batch ``step`` on (``Task.train_data``), so that a run split in
+  segments (at a rewind point, or resumed from a checkpoint) sees the same
+  batches in the same order as one that is not. Segments end at epoch edges
+  and ``boundaries``, so callbacks see the iteration counts they need even
+  with ``steps_per_execution`` > 1. Under a multi-worker strategy each worker
+  builds its own shard (``distribute_datasets_from_function``); otherwise
+  Keras splits the global batches over the local replicas.
   """
   cuts = {start_step, end_step}
   cuts.update(b for b in boundaries if start_step < b < end_step)
@@ -111,10 +143,13 @@ def fit(train_model: TrainModel, train_data: Callable[[], tf.data.Dataset], *,
     else:
       segments.append((a, b, b - a))
       i += 1
+  strategy = train_model.distribute_strategy
   for a, b, per_epoch in segments:
-    data = train_data().repeat()
-    if a:
-      data = data.skip(a)
+    if distribute.is_multi_worker(strategy):
+      data = strategy.distribute_datasets_from_function(
+          lambda ctx, a=a: train_data(a, ctx))
+    else:
+      data = train_data(a)
     hist = train_model.fit(
         data, initial_epoch=a // per_epoch if per_epoch == steps_per_epoch else 0,
         epochs=(b // per_epoch if per_epoch == steps_per_epoch else 1),

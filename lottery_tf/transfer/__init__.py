@@ -251,13 +251,15 @@ class TransferRunner:
     seed = self.task.thp.seed
     training.set_seed(seed)
     if kind == "transfer":
-      model, _ = prepare(self.ticket, self.task.info, self.trhp, seed=seed,
-                         prune_only=self.prune_only)
+      with self.task.scope():
+        model, _ = prepare(self.ticket, self.task.info, self.trhp, seed=seed,
+                           prune_only=self.prune_only)
     else:  # random ticket: random mask at the same per-layer density, fresh init
-      model, masks = prepare(self.ticket, self.task.info, self.trhp.replace(
-          transfer_weights="random", freeze_transferred=False), seed=seed +
-                             _RANDOM_TICKET_SEED_OFFSET,
-                             prune_only=self.prune_only)
+      with self.task.scope():
+        model, masks = prepare(self.ticket, self.task.info, self.trhp.replace(
+            transfer_weights="random", freeze_transferred=False), seed=seed +
+                               _RANDOM_TICKET_SEED_OFFSET,
+                               prune_only=self.prune_only)
       random = pruning.random_masks(masks, seed=seed + _RANDOM_TICKET_SEED_OFFSET)
       pruning.set_masks(model, random)
       training.set_seed(seed)
