@@ -163,9 +163,7 @@ def plot_path(summary: dict, path: str, title: str = "") -> None:
   ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7)
   ax.grid(True, alpha=0.3)
   fig.tight_layout()
-  with artifacts.atomic_path(path) as tmp:
-    fig.savefig(tmp, format="png", dpi=110)
-  plt.close(fig)
+  artifacts.save_figure(fig, path, dpi=110)
 
 
 def datasets_for(dhp, info, batch_size: int = 1000,

@@ -12,11 +12,8 @@ def _pyplot():
 
 
 def _save(fig, path: str) -> None:
-  plt = _pyplot()
   fig.tight_layout()
-  with artifacts.atomic_path(path) as tmp:
-    fig.savefig(tmp, format="png", dpi=110)
-  plt.close(fig)
+  artifacts.save_figure(fig, path, dpi=110)
 
 
 def histogram(scores: np.ndarray, labels: np.ndarray, path: str,

@@ -235,9 +235,7 @@ def plot_comparison(rows: List[dict], path: str, title: str = "") -> None:
   axes[0].legend(fontsize=8, title="pre-training data", title_fontsize=8)
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  with artifacts.atomic_path(path) as tmp:
-    fig.savefig(tmp, format="png", dpi=110)
-  plt.close(fig)
+  artifacts.save_figure(fig, path, dpi=110)
 
 
 def comparison_lines(study_path: str) -> List[str]:

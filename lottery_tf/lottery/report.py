@@ -117,6 +117,4 @@ def plot_accuracy_vs_density(table: List[dict], path: str, title: str = "",
   ax.grid(True, which="both", alpha=0.3)
   ax.legend()
   fig.tight_layout()
-  with artifacts.atomic_path(path) as tmp:
-    fig.savefig(tmp, format="png", dpi=120)
-  plt.close(fig)
+  artifacts.save_figure(fig, path, dpi=120)

@@ -346,9 +346,7 @@ def plot_grid(rows: List[dict], out_dir: str, heat_level: int) -> List[str]:
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = os.path.join(out_dir, f"transfer_to_{_safe(target)}_{to}.png")
-    with artifacts.atomic_path(path) as tmp:
-      fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    artifacts.save_figure(fig, path, dpi=120)
     paths.append(path)
   # Heatmap: source (optimizer) x target (optimizer) at one level.
   cells = [r for r in rows if r["kind"] == "transfer" and r["level"] == heat_level]
@@ -381,9 +379,7 @@ def plot_grid(rows: List[dict], out_dir: str, heat_level: int) -> List[str]:
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     path = os.path.join(out_dir, f"heatmap_level{heat_level:02d}.png")
-    with artifacts.atomic_path(path) as tmp:
-      fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    artifacts.save_figure(fig, path, dpi=120)
     paths.append(path)
   return paths
 
