@@ -132,9 +132,23 @@ def read_npz(path: str) -> Dict[str, np.ndarray]:
     return {k: z[k] for k in z.files}
 
 
+def pyplot():
+  """``matplotlib.pyplot``, on the headless Agg backend unless one is chosen.
+
+  A CLI run gets Agg (no display needed); a notebook that imported pyplot
+  (inline figures) keeps its backend, so the library's plots still show.
+  """
+  import sys  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  if "matplotlib.pyplot" not in sys.modules:
+    matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
 def save_figure(fig, path: str, **savefig_kwargs) -> None:
   """Saves a matplotlib figure atomically (format from the extension), closes it."""
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = pyplot()
   fmt = os.path.splitext(path)[1].lstrip(".") or "png"
   try:
     with atomic_path(path) as tmp:

@@ -139,9 +139,7 @@ def save(directory: str, summary: dict, arrays: dict, title: str = "",
 
 def plot_path(summary: dict, path: str, title: str = "") -> None:
   """Error (solid) and loss (dashed, right axis) along the path, per split."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = artifacts.pyplot()
   rows = summary["rows"]
   a = [r["alpha"] for r in rows]
   fig, ax = plt.subplots(figsize=(5.5, 3.6))

@@ -5,10 +5,7 @@ from lottery_tf import artifacts, data
 
 
 def _pyplot():
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
+  return artifacts.pyplot()
 
 
 def _save(fig, path: str) -> None:

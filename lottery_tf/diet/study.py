@@ -198,8 +198,7 @@ def write_comparison(study_dir: str) -> str:
 def plot_comparison(rows: List[dict], path: str, title: str = "") -> None:
   """Accuracy, instability and connected examples vs weights remaining."""
   import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = artifacts.pyplot()
   panels = [("test_accuracy", "test accuracy (%)"),
             ("instability", "instability: test error barrier (%)"),
             ("connected_fraction", "train examples connected (%)")]

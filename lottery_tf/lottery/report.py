@@ -87,9 +87,8 @@ def plot_accuracy_vs_density(table: List[dict], path: str, title: str = "",
                              metric: str = "test_accuracy") -> None:
   """Accuracy vs fraction of weights remaining (log x), one line per run."""
   import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = artifacts.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   dense = [r for r in table if r["level"] == 0 and r["run"] == "ticket"]
   styles = {"ticket": ("o-", "C0"), "reinit": ("s--", "C3"),

@@ -290,8 +290,7 @@ def format_table(rows: List[dict]) -> str:
 def plot_grid(rows: List[dict], out_dir: str, heat_level: int) -> List[str]:
   """One accuracy-vs-density plot per target, and the heatmap."""
   import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = artifacts.pyplot()
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   paths = []
   targets = sorted({(r["target"], r["target_optimizer"]) for r in rows})
