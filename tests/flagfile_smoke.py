@@ -15,12 +15,21 @@ from absl import flags  # noqa: E402
 
 import lottery_tf  # noqa: E402,F401
 from lottery_tf.cli import commands  # noqa: E402
+from lottery_tf.cli import flags as cli_flags  # noqa: E402
+from lottery_tf.hparams import TrainingHparams  # noqa: E402
+from lottery_tf.training import distribute  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
 FLAGS = flags.FLAGS
 # Small enough to run in seconds, whatever the preset asks for.
 OVERRIDES = ["--training_steps=2it", "--levels=1", "--batch_size=4",
              "--rewind=1it", "--quiet",
+             # One process runs many presets and a process has one strategy
+             # (TensorFlow cannot reconfigure its devices): the 8-GPU presets'
+             # --strategy=mirrored is validated (check_training_flags), then
+             # replaced. Their --mixed_precision, --steps_per_execution,
+             # --checkpoint_every and --warmup_steps are kept as they are.
+             "--strategy=default",
              # Data diet / instability presets: 1 pre-training step (the
              # rewind step above), 2 scoring networks x 2 steps, 3 points on
              # the linear path.
@@ -52,8 +61,22 @@ def _first_of(path, flag):
   return []
 
 
+#: Presets asking for bigger images (224x224 ImageNet/Places365 sources) run
+#: at this size; --preprocessing=imagenet still crops and resizes to it.
+SMOKE_IMAGE_SIZE = 32
+
+
+def _image_size_override(path):
+  with open(path) as f:
+    for line in f:
+      if line.startswith("--image_size="):
+        if int(line.strip().split("=", 1)[1]) > SMOKE_IMAGE_SIZE:
+          return [f"--image_size={SMOKE_IMAGE_SIZE}"]
+  return []
+
+
 def command_overrides(path, command):
-  extra = list(COMMAND_OVERRIDES.get(command, []))
+  extra = list(COMMAND_OVERRIDES.get(command, [])) + _image_size_override(path)
   if command == "grid":
     extra += _first_of(path, "sources") + _first_of(path, "targets")
   return extra
@@ -68,12 +91,23 @@ def command_of(path):
   raise SystemExit(f"{path}: no '# Run: lottery_tf COMMAND' header line")
 
 
+def check_training_flags(path):
+  """The preset's own strategy/precision/checkpoint values are valid.
+
+  Checked before OVERRIDES replace them (``--strategy=default`` above).
+  """
+  FLAGS.unparse_flags()
+  FLAGS(["lottery_tf", f"--flagfile={path}"])
+  distribute.validate(cli_flags.from_flags(TrainingHparams))
+
+
 def main(out_dir, paths):
   results = {}
   with tfds.testing.mock_data(num_examples=24):
     for path in paths:
-      FLAGS.unparse_flags()
       command = command_of(path)
+      check_training_flags(path)
+      FLAGS.unparse_flags()
       FLAGS(["lottery_tf", f"--flagfile={path}", *OVERRIDES,
              *command_overrides(path, command), f"--output_dir={out_dir}"])
       results[os.path.basename(path)] = commands.COMMANDS[command]()
