@@ -28,6 +28,8 @@ reproduce: install
 
 benchmark: install
 	$(BIN)/python benchmarks/masked_training.py
+	$(BIN)/python benchmarks/distributed.py
+	$(BIN)/python benchmarks/input_pipeline.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -82,7 +82,8 @@ class DatasetHparams(Hparams):
       "", "Named preprocessing: empty = resize/pad per --resize_method (and, "
       "with --augment, pad + random crop + flip); `imagenet` = train: "
       "random-resized crop to --image_size + horizontal flip, eval: resize "
-      "to --image_size*256/224 + centre crop (needs --image_size).")
+      "to --image_size*256/224 + centre crop (needs --image_size; replaces "
+      "--augment, which it excludes).")
   data_dir: str = field(
       "", "TFDS data directory (empty = TFDS's default).", affects_results=False)
 
