@@ -222,6 +222,8 @@ class GridRunner:
                                        self.ghp),
         "versions": artifacts.library_versions()})
     self.log(format_table(rows))
+    for path in plots:
+      self.log(f"plot: {path}")
 
 
 KEY = ("kind", "source", "source_optimizer", "target", "target_optimizer",
