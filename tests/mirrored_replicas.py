@@ -30,12 +30,12 @@ def main(out_dir):
   task = Task(DatasetHparams(dataset="mnist_5k"),
               ModelHparams(model="lenet_300_100"), thp)
   runner = LotteryRunner(out_dir, task, PruningHparams(),
-                         LotteryHparams(levels=2, controls=""), quiet=True,
+                         LotteryHparams(levels=1, controls=""), quiet=True,
                          log=lambda *_: None)
   runner.run()
   model, _ = runner._session()  # pylint: disable=protected-access
   # The session model holds the last level's trained weights and masks.
-  masks = np.load(os.path.join(out_dir, "level_02", "mask.npz"))
+  masks = np.load(os.path.join(out_dir, "level_01", "mask.npz"))
   for name, wrapper in wrappers(model).items():
     kernel, mask, _ = wrapper.pruning_vars[0]
     ks = [v.numpy() for v in strategy.experimental_local_results(kernel)]
