@@ -41,9 +41,10 @@ _KEY = None
 
 
 def _configure_cpus(n: int) -> None:
-  """Splits the CPU into ``n`` logical devices (once, before TF starts)."""
-  if n < 0:
-    raise UserError(f"--cpu_devices: must be >= 0, got {n}")
+  """Splits the CPU into ``n`` logical devices (once, before TF starts).
+
+  ``n`` is validated (>= 0) by :func:`validate`, which :func:`setup` runs first.
+  """
   if n <= 1:
     return
   cpu = tf.config.list_physical_devices("CPU")[0]
