@@ -103,7 +103,14 @@ class TrainingHparams(Hparams):
   momentum: float = field(0.0, "SGD momentum.")
   nesterov: bool = field(False, "Nesterov momentum (SGD).")
   weight_decay: float = field(
-      0.0, "L2 penalty on conv/dense kernels (coupled, as in PyTorch SGD).")
+      0.0, "L2 penalty, coupled (added to the gradient) as PyTorch's SGD and "
+      "Adam `weight_decay`; which weights it decays: --weight_decay_on.")
+  weight_decay_on: str = field(
+      "kernels", "What --weight_decay decays: `kernels` (conv/dense kernels "
+      "only) or `all` (every trainable weight, biases and BatchNorm "
+      "scale/offset included: PyTorch's `SGD(model.parameters(), "
+      "weight_decay=...)`, as open_lth, Morcos et al., Mehta and the "
+      "data-diet code apply it).")
   batch_size: int = field(128, "Global batch size.")
   training_steps: str = field(
       "10ep", "Training length: `160ep` (epochs) or `500it` (iterations).")

@@ -36,6 +36,16 @@ BAD_INPUTS = [
      "--batch_size"),
     (["find", "--strategy=tpu"], "--tpu"),
     (["train", "--preprocessing=inception"], "--preprocessing"),
+    # A layer's own rate is refused when that layer is not pruned, never
+    # moved to another layer.
+    (["find", "--dataset=digits", "--layers_to_ignore=logits",
+      "--output_layer_fraction=0.1"],
+     ("--output_layer_fraction", "--layers_to_ignore")),
+    (["find", "--dataset=digits", "--model=conv2", "--prune_only=conv",
+      "--output_layer_fraction=0.1"],
+     ("--output_layer_fraction", "--prune_only")),
+    (["find", "--dataset=digits", "--conv_layer_fraction=0.1"],
+     ("--conv_layer_fraction", "lenet_300_100")),
 ]
 
 
@@ -47,7 +57,8 @@ def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, words):
   assert proc.returncode == 2, (proc.stdout, proc.stderr)
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1, proc.stderr
-  assert words in lines[0]
+  for word in (words,) if isinstance(words, str) else words:
+    assert word in lines[0], lines[0]
   assert "Traceback" not in proc.stderr
   # Nothing that looks like a result was written.
   assert not (tmp_path / "runs").exists() or not any(

@@ -331,6 +331,7 @@ def pretrained(tmp_path_factory):
     opt = train_model.optimizer
     fits.append({"start": kw["start_step"], "end": kw["end_step"],
                  "iterations": int(opt.iterations.numpy()),
+                 "start_step": int(opt._learning_rate.start_step.numpy()),  # pylint: disable=protected-access
                  "lr": float(opt._learning_rate(opt.iterations)),  # pylint: disable=protected-access
                  "peak_lr": opt._learning_rate.lr})  # pylint: disable=protected-access
     return real_fit(train_model, train_data, **kw)
@@ -382,12 +383,15 @@ def test_rewind_point_is_the_pretrained_network_and_lr_resumes_at_t(
   for key, value in rewind.items():
     np.testing.assert_array_equal(value, pretrained_weights[key])
   # Pre-training: steps 0..T at its own peak lr; then every level starts at
-  # step T with the task's lr schedule evaluated at T (warm-up: 0.05*13/40).
-  assert fits[0] == {"start": 0, "end": T, "iterations": 0,
+  # step T with a fresh optimizer and the task's lr schedule evaluated at T
+  # (warm-up: 0.05*13/40).
+  assert fits[0] == {"start": 0, "end": T, "iterations": 0, "start_step": 0,
                      "lr": pytest.approx(0.02 / 40), "peak_lr": 0.02}
   total = Task(**TASK).total_steps
   for fit in fits[1:]:
-    assert fit["start"] == T and fit["iterations"] == T
+    # A fresh optimizer (its own step count at 0), the schedule at T.
+    assert fit["start"] == T and fit["start_step"] == T
+    assert fit["iterations"] == 0
     assert fit["end"] == total
     assert fit["peak_lr"] == 0.05
     assert fit["lr"] == pytest.approx(0.05 * (T + 1) / 40)

@@ -18,6 +18,7 @@ from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.runner import LotteryRunner, level_dir
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
+from lottery_tf.training import optimizers
 from lottery_tf.training.rewind import RewindCallback, named_weights
 
 LEVELS = 3
@@ -169,6 +170,31 @@ def test_modified_ticket_is_refused(experiment, tmp_path, cli):
     tickets.load(str(tmp_path / "nothing"))
 
 
+def test_no_level_directory_beyond_the_last_level(experiment, tmp_path):
+  """The next level's mask stays in the last level; a longer run uses it."""
+  assert not os.path.exists(level_dir(experiment, LEVELS + 1))
+  assert sorted(os.listdir(experiment)) == sorted([
+      f"level_{lv:02d}" for lv in range(LEVELS + 1)] + [
+          "accuracy_vs_density.png", "hparams.json", "rewind.npz",
+          "summary.csv", "summary.json"])
+  # Extending a copy by one level starts it from the stored next mask.
+  exp = str(tmp_path / "longer")
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.copytree(experiment, exp)
+  planned = artifacts.read_npz(os.path.join(level_dir(exp, LEVELS),
+                                            "next_mask.npz"))
+  LotteryRunner(exp, Task(**TASK), PruningHparams(),
+                LotteryHparams(levels=LEVELS + 1, rewind="5it", controls=""),
+                quiet=True, log=lambda line: None).run()
+  got = _masks(exp, LEVELS + 1)
+  for name, mask in planned.items():
+    np.testing.assert_array_equal(got[name], mask)
+    assert np.all(_masks(exp, LEVELS)[name][mask == 1] == 1)  # nested
+  assert os.path.exists(os.path.join(level_dir(exp, LEVELS + 1),
+                                     "metrics.json"))
+  assert not os.path.exists(level_dir(exp, LEVELS + 2))
+
+
 def test_rerun_skips_finished_levels(experiment):
   before = {p: os.path.getmtime(p) for p in (
       os.path.join(level_dir(experiment, lv), "metrics.json")
@@ -212,8 +238,11 @@ def test_rewind_restores_snapshot_times_mask_and_iteration_k(optimizer):
   masks = pruning.prune(model, pruning.get_masks(model), PruningHparams(
       pruning_fraction=0.5))
   cb.restore(model, masks, optimizer=tm.optimizer)
-  assert int(tm.optimizer.iterations.numpy()) == 6
-  for var in tm.optimizer.variables()[1:]:
+  # A fresh optimizer (every variable, its step count too, at 0) whose lr
+  # schedule resumes at the rewind step.
+  assert int(tm.optimizer.iterations.numpy()) == 0
+  assert optimizers.global_step(tm.optimizer) == 6
+  for var in tm.optimizer.variables():
     assert not np.any(var.numpy()), var.name
   for name, mask in masks.items():
     np.testing.assert_array_equal(pruning.get_masks(model)[name], mask)
@@ -338,7 +367,7 @@ def test_every_run_resumes_inside_from_its_checkpoint(tmp_path, monkeypatch):
     a = artifacts.read_json(str(tmp_path / "clean" / rel))
     b = artifacts.read_json(str(tmp_path / "cut" / rel))
     assert a["metrics"] == b["metrics"], rel
-  for rel in ("rewind.npz", "level_01/mask.npz", "level_02/mask.npz"):
+  for rel in ("rewind.npz", "level_01/mask.npz", "level_01/next_mask.npz"):
     a = artifacts.read_npz(str(tmp_path / "clean" / rel))
     b = artifacts.read_npz(str(tmp_path / "cut" / rel))
     for k in a:

@@ -604,3 +604,97 @@ def test_conv_layers_at_their_own_rate_layerwise_and_global():
   from lottery_tf.errors import UserError as _UserError
   with _pytest.raises(_UserError, match="--conv_layer_fraction"):
     PruningHparams(conv_layer_fraction=1.5).validate()
+
+
+def test_output_layer_rate_applies_to_the_classifier_only():
+  """With `logits` unpruned the rate used to land on fc2 without a word."""
+  import pytest as _pytest
+  from lottery_tf import models, pruning as pruning_api
+  from lottery_tf.errors import UserError as _UserError
+  from lottery_tf.pruning.hparams import PruningHparams
+  lenet = models.build("lenet_300_100", (8, 8, 1), 10, seed=0)
+  kept = pruning_api.wrap(lenet, layers_to_ignore=("logits",))
+  hp = PruningHparams(layers_to_ignore="logits", output_layer_fraction=0.1)
+  with _pytest.raises(_UserError, match="--output_layer_fraction.*"
+                      "--layers_to_ignore=logits"):
+    hp.validate()
+  with _pytest.raises(_UserError, match="--output_layer_fraction"):
+    pruning_api.prune(kept, hp)
+  with _pytest.raises(_UserError, match="--output_layer_fraction"):
+    pruning_api.prune(kept, "global", fraction=0.2, output_fraction=0.1)
+  # Without the classifier's rate fc1 and fc2 share the global 20%.
+  masks = pruning_api.prune(kept, PruningHparams(layers_to_ignore="logits"))
+  assert set(masks) == {"fc1", "fc2"}
+  total = sum(m.size for m in masks.values())
+  assert sum(m.sum() for m in masks.values()) == total - round(0.2 * total)
+  # With every layer pruned, only `logits` gets the 10%.
+  full = pruning_api.wrap(models.build("lenet_300_100", (8, 8, 1), 10, seed=0))
+  masks = pruning_api.prune(full, PruningHparams(output_layer_fraction=0.1))
+  assert masks["logits"].sum() == 1000 - 100
+  pool = [masks[n] for n in ("fc1", "fc2")]
+  pool_size = sum(m.size for m in pool)
+  assert sum(m.sum() for m in pool) == pool_size - round(0.2 * pool_size)
+  conv = pruning_api.wrap(models.build("conv2", (8, 8, 1), 10, seed=0),
+                          prune_only="conv")
+  hp = PruningHparams(prune_only="conv", output_layer_fraction=0.1)
+  with _pytest.raises(_UserError, match="--output_layer_fraction.*"
+                      "--prune_only=conv"):
+    hp.validate()
+  with _pytest.raises(_UserError, match="--output_layer_fraction"):
+    pruning_api.check_rates(conv, hp)
+  # The conv layers' own rate needs a pruned conv layer.
+  hp = PruningHparams(conv_layer_fraction=0.1)
+  with _pytest.raises(_UserError, match="--conv_layer_fraction.*lenet"):
+    pruning_api.check_rates(full, hp)
+  with _pytest.raises(_UserError, match="--conv_layer_fraction"):
+    pruning_api.check_rates(conv, PruningHparams(
+        conv_layer_fraction=0.1, layers_to_ignore="conv1,conv2"))
+  pruning_api.check_rates(conv, PruningHparams(conv_layer_fraction=0.1))
+
+
+def test_pruning_counts_as_the_help_and_readme_say():
+  """round(p*R) of the pruned pool's alive weights per level; open_lth's
+  ceil(p*R)+1 over all prunable layers differs by 1.48x after 20 levels of
+  LeNet-300-100 with `logits` ignored (the README's numbers)."""
+  import math
+  from lottery_tf.pruning import masks as masks_lib
+  from lottery_tf.pruning.hparams import PruningHparams
+  rng = np.random.default_rng(0)
+  shapes = {"fc1": (784, 300), "fc2": (300, 100), "logits": (100, 10)}
+  weights = {n: rng.normal(size=s).astype(np.float32)
+             for n, s in shapes.items()}
+  pool = {n: weights[n] for n in ("fc1", "fc2")}  # logits ignored: unwrapped
+  masks = masks_lib.ones_like(pool)
+  alive = []
+  for _ in range(20):
+    before = sum(masks_lib.counts(masks).values())
+    masks = masks_lib.prune_global(pool, masks, 0.2)
+    after = sum(masks_lib.counts(masks).values())
+    assert before - after == math.floor(0.2 * before + 0.5)
+    alive.append(after)
+  assert alive[-1] == 3058
+
+  # open_lth's sparse_global on the same weights: R counts the ignored
+  # layer's 1,000 weights; |w| <= the value at index ceil(p*R) goes.
+  theirs = {n: np.ones(s, np.float32) for n, s in shapes.items()}
+  for _ in range(20):
+    remaining = sum(int(m.sum()) for m in theirs.values())
+    k = math.ceil(0.2 * remaining)
+    vector = np.concatenate([np.abs(pool[n][theirs[n] == 1]) for n in pool])
+    threshold = np.sort(vector)[k]
+    for n in pool:
+      theirs[n] = np.where(np.abs(pool[n]) > threshold, theirs[n], 0)
+  open_lth = sum(int(theirs[n].sum()) for n in pool)
+  assert open_lth == 2062
+  assert round(alive[-1] / open_lth, 2) == 1.48
+
+  text = PruningHparams.__dataclass_fields__["pruning_fraction"].metadata[
+      "help"]
+  for words in ("round(p*R)", "ties", "--layers_to_ignore", "open_lth",
+                "ceil(p*R)+1"):
+    assert words in text, words
+  import os
+  readme = open(os.path.join(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))), "README.md"), encoding="utf-8").read()
+  assert "### How pruning counts" in readme
+  assert "3,058" in readme and "2,062" in readme and "`ceil(p·R)+1`" in readme

@@ -119,7 +119,7 @@ def test_mixed_precision_keeps_weights_masks_and_thresholds_float32(policy):
   from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
   from lottery_tf.pruning.hparams import PruningHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.pruning.wrap import wrappers  # pylint: disable=g-import-not-at-top
-  from lottery_tf.training.rewind import reset_optimizer  # pylint: disable=g-import-not-at-top
+  from lottery_tf.training import optimizers  # pylint: disable=g-import-not-at-top
   thp = TrainingHparams(lr=0.05, momentum=0.9, batch_size=64,
                         training_steps="20it", mixed_precision=policy)
   task = Task(DatasetHparams(dataset="mnist_5k"),
@@ -157,5 +157,50 @@ def test_mixed_precision_keeps_weights_masks_and_thresholds_float32(policy):
   metrics = training.evaluate(tm, {"test": task.eval_data()["test"]})
   assert metrics["test_accuracy"] > 0.5
   if scaled:
-    reset_optimizer(tm.optimizer, 0)
+    optimizers.start_run(tm.optimizer, 0)
     assert float(tm.optimizer.loss_scale) == float(tm.optimizer.initial_scale)
+
+
+@pytest.mark.parametrize("decay_on", ["kernels", "all"])
+def test_weight_decay_on_kernels_or_every_weight(decay_on):
+  """One SGD step on a model with BatchNorm equals w - lr * (g + wd * w) for
+  the decayed weights and w - lr * g for the others."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(16, 4)).astype("float32")
+  y = (x[:, 0] > 0).astype("int32")
+  init = keras.initializers.GlorotNormal(seed=0)
+  inp = keras.Input((4,))
+  h = keras.layers.Dense(6, kernel_initializer=init, bias_initializer="ones",
+                         name="fc1")(inp)
+  h = keras.layers.BatchNormalization(beta_initializer="ones", name="bn")(h)
+  out = keras.layers.Dense(2, kernel_initializer=init, name="logits")(h)
+  model = keras.Model(inp, out)
+  lr, wd = 0.1, 0.05
+  hp = TrainingHparams(lr=lr, batch_size=16, weight_decay=wd,
+                       weight_decay_on=decay_on, steps_per_execution=1)
+  tm = training.compile_model(model, hp, steps_per_epoch=1)
+  before = {v.name: v.numpy().copy() for v in tm.trainable_variables}
+  with tf.GradientTape() as tape:
+    loss = tm.compiled_loss(tf.constant(y), tm(x, training=True))
+  grads = dict(zip(before, [g.numpy() for g in tape.gradient(
+      loss, tm.trainable_variables)]))
+  # The BatchNorm moving statistics are updated by the forward pass above,
+  # not by the optimizer; put them back so both passes see the same ones.
+  bn = model.get_layer("bn")
+  bn.moving_mean.assign(np.zeros(6, np.float32))
+  bn.moving_variance.assign(np.ones(6, np.float32))
+  tm.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+  decayed = {v.name for v in tm.decayed_variables()}
+  kernels = {v.name for v in tm.trainable_variables if "kernel" in v.name}
+  assert decayed == (kernels if decay_on == "kernels" else set(before))
+  assert len(before) == 6  # fc1 kernel/bias, bn gamma/beta, logits kernel/bias
+  for v in tm.trainable_variables:
+    w = before[v.name]
+    want = w - lr * (grads[v.name] + (wd * w if v.name in decayed else 0))
+    np.testing.assert_allclose(v.numpy(), want, rtol=1e-5, atol=1e-6,
+                               err_msg=v.name)
+
+
+def test_weight_decay_on_is_checked():
+  with pytest.raises(UserError, match="--weight_decay_on"):
+    optimizers.validate(TrainingHparams(weight_decay_on="biases"))

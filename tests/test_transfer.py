@@ -257,3 +257,39 @@ def test_grid_writes_table_plots_and_heatmap(tmp_path):
       PruningHparams(pruning_fraction=0.5), LotteryHparams(levels=1),
       TransferHparams(), ghp, quiet=True, log=lambda line: None).run())
   assert again["rows"] == out["rows"]
+
+
+def test_random_head_mask_masks_the_classifier_not_the_mlp_hidden_layer(
+    ticket_paths):
+  ticket = tickets.load(ticket_paths["sgd"])
+  info = data.info(DatasetHparams(dataset="mnist_5k"))
+  _, masks = transfer.prepare(
+      ticket, info, TransferHparams(head="mlp", head_mask="random"), seed=0)
+  assert np.all(masks[transfer.HEAD_HIDDEN] == 1)
+  assert masks["logits"].mean() == pytest.approx(
+      ticket.masks["logits"].mean(), abs=0.01)
+  assert masks["logits"].mean() < 0.9  # really masked
+
+
+def test_random_ticket_is_frozen_like_the_transferred_ticket(ticket_paths,
+                                                            tmp_path):
+  """Mehta's random-features baseline: a frozen random body, a new head."""
+  ticket = tickets.load(ticket_paths["sgd"])
+  runner = transfer.TransferRunner(
+      str(tmp_path), ticket, DatasetHparams(dataset="mnist_5k", classes="5-9"),
+      SGD.replace(training_steps="10it"),
+      TransferHparams(freeze_transferred=True, head="mlp",
+                      transfer_controls="random_ticket"),
+      quiet=True, log=lambda line: None)
+  summary = artifacts.read_json(runner.run())
+  for kind in ("transfer", "random_ticket"):
+    run = summary["runs"][kind]
+    assert sorted(run["trained_layers"]) == ["head_fc1", "logits"], kind
+    assert sorted(run["frozen_layers"]) == ["fc1", "fc2"], kind
+  # And the weights say so: the random body did not move in training.
+  training_seed = SGD.seed
+  model, masks = transfer.prepare(
+      ticket, runner.task.info, runner.trhp.replace(transfer_weights="random"),
+      seed=training_seed + transfer._RANDOM_TICKET_SEED_OFFSET)  # pylint: disable=protected-access
+  frozen = [l for l in model.layers if not l.trainable and l.weights]
+  assert {getattr(l, "layer", l).name for l in frozen} == {"fc1", "fc2"}

@@ -32,8 +32,8 @@ import numpy as np
 from lottery_tf import artifacts, pruning, tickets, training
 from lottery_tf.analysis import lmc
 from lottery_tf.errors import UserError
-from lottery_tf.training.rewind import (load_weights, reset_optimizer,
-                                        snapshot)
+from lottery_tf.training import optimizers
+from lottery_tf.training.rewind import load_weights, snapshot
 
 
 @dataclasses.dataclass
@@ -121,7 +121,7 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
     load_weights(model, weights)
     if masks is not None:
       pruning.set_masks(model, masks)
-    reset_optimizer(train_model.optimizer, begin)
+    optimizers.start_run(train_model.optimizer, begin)
     train_model.reset_metrics()
     return training.fit(train_model, task.train_data(data_seed),
                         steps_per_epoch=task.steps_per_epoch,

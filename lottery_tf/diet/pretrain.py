@@ -138,7 +138,7 @@ def pretrain(model, task, p: PretrainPlan, *, eval_data=None,
   epoch = max(1, math.ceil(p.num_examples / p.batch_size))
   train_model = training.compile_model(model, thp, epoch, optimizer=optimizer)
   training.set_seed(p.seed)
-  resumed = ckpt.restore(train_model) if ckpt is not None else None
+  resumed = ckpt.restore(train_model, 0) if ckpt is not None else None
   result = training.fit(train_model, train_data(task, p),
                         steps_per_epoch=epoch, start_step=resumed or 0,
                         end_step=p.steps,

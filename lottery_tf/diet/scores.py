@@ -30,7 +30,8 @@ from lottery_tf import artifacts, data, hparams as hp_lib, training
 from lottery_tf.analysis import per_example
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import DatasetHparams, TrainingHparams
-from lottery_tf.training.rewind import load_weights, reset_optimizer, snapshot
+from lottery_tf.training import optimizers
+from lottery_tf.training.rewind import load_weights, snapshot
 
 FORMAT = "lottery_tf.scores"
 FORMAT_VERSION = 1
@@ -110,7 +111,7 @@ def compute(exp_dir: str, task, shp, *, quiet: bool = False,
     member_began = time.time()
     training.set_seed(seed)
     load_weights(model, snapshot(task.build_model(seed=seed)))
-    reset_optimizer(train_model.optimizer, 0)
+    optimizers.start_run(train_model.optimizer, 0)
     train_model.reset_metrics()
     if steps:
       training.fit(train_model, task.train_data(seed=seed),

@@ -10,6 +10,12 @@ Layout of an experiment directory (design.md):
       metrics.json         its subset, steps, accuracy (written last)
     level_00/              dense
       mask.npz             layer name -> 0/1 mask, allow_pickle=False
+                           (written when the level starts; level 0's ones
+                           with its results)
+      next_mask.npz        the next level's mask, pruned from this level's
+                           trained weights: a later run with a larger
+                           --levels starts level N+1 from it, and no
+                           directory beyond the last level asked for exists
       metrics.json         written last: its presence marks the level done
       ticket/              SavedModel: rewind weights x mask, and the masks
       trained/             the trained sparse network, wrappers stripped
@@ -41,6 +47,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from lottery_tf import artifacts, hparams as hp_lib, pruning, training
+from lottery_tf._keras import tf
 from lottery_tf.analysis import lmc
 from lottery_tf.diet import pretrain as pretrain_lib
 from lottery_tf.lottery import report
@@ -49,8 +56,8 @@ from lottery_tf.lottery.task import Task
 from lottery_tf.errors import UserError
 from lottery_tf import tickets
 from lottery_tf.training import checkpoint as checkpoint_lib, distribute
-from lottery_tf.training.rewind import (RewindCallback, load_weights,
-                                        reset_optimizer, snapshot)
+from lottery_tf.training import optimizers
+from lottery_tf.training.rewind import RewindCallback, load_weights, snapshot
 
 # Seed offsets of the runs that must not share an initialisation or mask with
 # the ticket.
@@ -99,6 +106,11 @@ class LotteryRunner:
       # (The CLI redirects the whole output directory already.)
       artifacts.redirect_writes(exp_dir, os.path.join(
           exp_dir, f".worker_{distribute.worker_index(strategy)}"))
+    if php.output_fraction() is not None or php.conv_fraction() is not None:
+      # A layer rate with no layer to act on, before anything is written. In
+      # a throwaway graph: no weights are allocated.
+      with tf.Graph().as_default():
+        pruning.check_rates(self._wrapped(task.thp.seed), php)
     if self.rewind_step >= task.total_steps:
       raise UserError(
           f"--rewind: {lhp.rewind} ({self.rewind_step} steps) is not before the "
@@ -153,9 +165,9 @@ class LotteryRunner:
     Building, compiling and tracing a model costs more than training LeNet
     for an epoch, so the ticket and both controls of every level reuse one
     compiled model: each run assigns its weights, masks and optimizer state
-    (slots zeroed, iterations = its start step) explicitly, which makes it
-    independent of what ran before it, and a resumed process reproduces an
-    uninterrupted one exactly.
+    (a fresh optimizer, its schedule at the run's start step) explicitly,
+    which makes it independent of what ran before it, and a resumed process
+    reproduces an uninterrupted one exactly.
     """
     if self._model is None:
       training.set_seed(self.task.thp.seed)
@@ -196,9 +208,12 @@ class LotteryRunner:
     training.set_seed(data_seed)
     load_weights(model, weights)
     pruning.set_masks(model, masks)
-    reset_optimizer(train_model.optimizer, start)
+    # A fresh optimizer whose lr schedule starts at ``start`` (as PyTorch's
+    # and open_lth's): Adam's bias correction counts from the run's start.
+    optimizers.start_run(train_model.optimizer, start)
     train_model.reset_metrics()
-    resumed = ckpt.restore(train_model) if ckpt is not None else None
+    resumed = (ckpt.restore(train_model, start) if ckpt is not None
+               else None)
     begin = start if resumed is None else resumed
     if resumed is not None:
       self.log(f"resuming from the checkpoint at step {resumed}")
@@ -231,11 +246,22 @@ class LotteryRunner:
   # -- levels ----------------------------------------------------------------
 
   def _masks_for(self, level: int) -> Dict[str, np.ndarray]:
+    """The level's mask: its own mask.npz once the level has started, else
+    the previous level's next_mask.npz (written into the level as it starts).
+
+    Experiments written before next_mask.npz existed hold the next level's
+    mask as ``level_{N+1}/mask.npz``: read as the level's own.
+    """
     if level == 0:
       model, _ = self._session()
       return {k: np.ones_like(v) for k, v in pruning.get_masks(model).items()}
-    path = os.path.join(level_dir(self.exp_dir, level), "mask.npz")
-    return artifacts.read_npz(path)
+    own = os.path.join(level_dir(self.exp_dir, level), "mask.npz")
+    if os.path.exists(artifacts.readable(own)):
+      return artifacts.read_npz(own)
+    masks = artifacts.read_npz(
+        os.path.join(level_dir(self.exp_dir, level - 1), "next_mask.npz"))
+    artifacts.write_npz(own, masks)
+    return masks
 
   def run_level(self, level: int) -> dict:
     """Trains the level's ticket (unless done), then its missing controls."""
@@ -270,12 +296,11 @@ class LotteryRunner:
         self._save_model(os.path.join(d, "trained"),
                          lambda path: tickets.save_trained(path, model))
       # Always, even at the last level asked for: a later run with a larger
-      # --levels (levels are not in the hash) extends this experiment.
+      # --levels (levels are not in the hash) extends this experiment. Kept
+      # in this level's directory, so none exists beyond the last level.
       # From the trained weights, identical on every replica and worker.
       next_masks = pruning.prune(model, masks, self.php)
-      artifacts.write_npz(
-          os.path.join(level_dir(self.exp_dir, level + 1), "mask.npz"),
-          next_masks)
+      artifacts.write_npz(os.path.join(d, "next_mask.npz"), next_masks)
       if self.save_tickets:
         self._save_ticket(os.path.join(d, "ticket"), level, masks,
                           rewind_weights, out)

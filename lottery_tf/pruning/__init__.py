@@ -20,16 +20,16 @@ from lottery_tf.pruning import masks
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.pruning.masks import (density, layer_densities, prune_global,
                                       prune_layerwise, random_masks)
-from lottery_tf.pruning.model import (densities, get_kernels, get_masks, prune,
-                                      set_masks)
+from lottery_tf.pruning.model import (check_rates, densities, get_kernels,
+                                      get_masks, prune, set_masks)
 from lottery_tf.pruning.schedule import OneShotSchedule
 from lottery_tf.pruning.wrap import (OneShotPruneLowMagnitude, candidate_layers,
                                      is_wrapper, prunable_layers, strip, wrap)
 
 __all__ = [
     "OneShotPruneLowMagnitude", "OneShotSchedule", "PruningHparams",
-    "candidate_layers", "densities", "density", "get_kernels", "get_masks",
-    "is_wrapper", "layer_densities", "masks", "prunable_layers", "prune",
-    "prune_global", "prune_layerwise", "random_masks", "set_masks", "strip",
-    "wrap",
+    "candidate_layers", "check_rates", "densities", "density", "get_kernels",
+    "get_masks", "is_wrapper", "layer_densities", "masks", "prunable_layers",
+    "prune", "prune_global", "prune_layerwise", "random_masks", "set_masks",
+    "strip", "wrap",
 ]

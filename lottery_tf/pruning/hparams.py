@@ -14,19 +14,27 @@ class PruningHparams(Hparams):
       "Morcos et al., needed for VGG/ResNet) or `layerwise` (each layer loses "
       "--pruning_fraction of its own remaining weights).")
   pruning_fraction: float = field(
-      0.2, "Fraction of the remaining weights removed per IMP round, in (0, 1) "
-      "(Frankle & Carbin: 0.2).")
+      0.2, "Fraction p of the remaining weights removed per IMP round, in "
+      "(0, 1) (Frankle & Carbin: 0.2). Exactly round(p*R) (halves up) of the "
+      "R alive weights of the pruned pool go, smallest |w| first, ties broken "
+      "by layer order then position; layers in --layers_to_ignore and layers "
+      "at their own rate are not in R. (open_lth counts R over all prunable "
+      "layers, ignored ones included, and removes ceil(p*R)+1 plus ties.)")
   output_layer_fraction: float = field(
-      -1.0, "Rate for the output layer (`logits`), pruned on its own outside "
-      "the global pool, in [0, 1) (Frankle & Carbin: 0.1); -1 prunes it like "
-      "the other layers.")
+      -1.0, "Rate for the classifier (the layer named `logits`) only, pruned "
+      "on its own outside the global pool, in [0, 1) (Frankle & Carbin: 0.1); "
+      "-1 prunes it like the other layers. Refused when `logits` is not "
+      "pruned (--layers_to_ignore=logits, --prune_only=conv).")
   conv_layer_fraction: float = field(
       -1.0, "Rate for every convolutional layer, each pruned on its own "
       "outside the global pool, in [0, 1) (Frankle & Carbin: 0.1 for Conv-2 "
-      "and Conv-4, 0.15 for Conv-6); -1 prunes them like the other layers.")
+      "and Conv-4, 0.15 for Conv-6); -1 prunes them like the other layers. "
+      "Refused when no conv layer is pruned.")
   layers_to_ignore: str = field(
-      "", "Comma-separated names of layers never pruned (left unwrapped), "
-      "e.g. `logits` as open_lth does for LeNet and VGG.")
+      "", "Comma-separated names of layers never pruned (left unwrapped) and "
+      "not counted in the pool --pruning_fraction applies to, e.g. `logits` "
+      "(open_lth leaves it unpruned for LeNet and VGG, but counts it; see "
+      "--pruning_fraction).")
   prune_only: str = field(
       "", "`conv` prunes only convolutional layers (Mehta 2019); empty prunes "
       "convolutional and dense layers.")
@@ -62,6 +70,20 @@ class PruningHparams(Hparams):
     if self.prune_only not in ("", "conv"):
       raise UserError(f"--prune_only: {self.prune_only!r} is not one of: '' "
                       "(conv and dense layers), conv")
+    # The classifier's own rate needs the classifier pruned; it is never
+    # moved to another layer.
+    if self.output_fraction() is not None:
+      if "logits" in self.ignored_layers():
+        why = f"--layers_to_ignore={self.layers_to_ignore}"
+      elif self.prune_only == "conv":
+        why = "--prune_only=conv"
+      else:
+        why = None
+      if why:
+        raise UserError(
+            f"--output_layer_fraction={self.output_layer_fraction:g} is the "
+            f"rate of the classifier `logits`, and {why} leaves it unpruned; "
+            "drop one of the two")
     parts = [s.strip() for s in self.layers_to_ignore.split(",")]
     if self.layers_to_ignore.strip() and not all(parts):
       raise UserError(f"--layers_to_ignore: {self.layers_to_ignore!r} has an "

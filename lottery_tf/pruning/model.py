@@ -81,10 +81,36 @@ def densities(model: keras.Model) -> Dict[str, float]:
   return out
 
 
-def _output_layer(names):
-  if OUTPUT_LAYER in names:
-    return OUTPUT_LAYER
-  return names[-1] if names else None
+def check_rates(model: keras.Model, hp: PruningHparams) -> None:
+  """UserError naming the flags when a layer rate has no layer to act on.
+
+  ``--output_layer_fraction`` is the classifier's (``logits``) rate only, so
+  it needs ``logits`` pruned; ``--conv_layer_fraction`` needs a pruned conv
+  layer. Called before training, so a run does not fail after its first
+  level.
+  """
+  # Shapes only: works on a model built in a throwaway graph.
+  ndims = {name: len(kernel.shape) for name, (kernel, _) in
+           _pairs(model).items()}
+  ignored = set(hp.ignored_layers())
+  if hp.output_fraction() is not None and (
+      OUTPUT_LAYER not in ndims or OUTPUT_LAYER in ignored):
+    if OUTPUT_LAYER in ignored:
+      why = f"--layers_to_ignore={hp.layers_to_ignore} leaves it unpruned"
+    elif hp.prune_only:
+      why = f"--prune_only={hp.prune_only} leaves it unpruned"
+    else:
+      why = f"model {model.name!r} prunes no layer named {OUTPUT_LAYER!r}"
+    raise UserError(
+        f"--output_layer_fraction={hp.output_layer_fraction} is the rate of "
+        f"the classifier {OUTPUT_LAYER!r}, and {why}; drop one of the two")
+  if hp.conv_fraction() is not None and not any(
+      d >= 3 for n, d in ndims.items() if n not in ignored):
+    extra = (f" (--layers_to_ignore={hp.layers_to_ignore})"
+             if hp.layers_to_ignore else "")
+    raise UserError(
+        f"--conv_layer_fraction={hp.conv_layer_fraction}: model "
+        f"{model.name!r} prunes no convolutional layer{extra}; drop the flag")
 
 
 def prune(model: keras.Model,
@@ -105,7 +131,9 @@ def prune(model: keras.Model,
 
   ``hp`` (a :class:`PruningHparams`) gives strategy, fraction, the output
   layer's own rate and the ignored layers; keyword arguments override it.
-  The output layer is ``logits`` if pruned, else the last pruned layer.
+  The output layer's own rate applies to ``output_layer`` (default
+  ``logits``, the classifier) and nothing else: a rate for a layer that is
+  not pruned is a UserError, never moved to another layer.
   ``masks`` defaults to the model's current masks.
   """
   if isinstance(masks, (PruningHparams, str)):
@@ -132,12 +160,16 @@ def prune(model: keras.Model,
                     f"named {', '.join(map(repr, unknown))}")
   kernels = get_kernels(model)
   current = get_masks(model) if masks is None else dict(masks)
-  names = list(kernels)
+  if hp is not None:
+    check_rates(model, hp)
   if output_layer is None:
-    output_layer = _output_layer(names)
-  if output_fraction is not None and output_layer not in kernels:
-    # The output layer is not wrapped (e.g. --layers_to_ignore=logits).
-    output_fraction = None
+    output_layer = OUTPUT_LAYER
+  if output_fraction is not None and (output_layer not in kernels
+                                      or output_layer in ignore):
+    raise UserError(
+        f"--output_layer_fraction: the output layer {output_layer!r} is not "
+        f"pruned in model {model.name!r} (see --layers_to_ignore, "
+        "--prune_only); its rate cannot apply")
   own_fractions = None
   if hp is not None and hp.conv_fraction() is not None:
     # Frankle & Carbin prune Conv-2/4/6's conv layers at their own rate.

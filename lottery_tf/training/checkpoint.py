@@ -1,9 +1,11 @@
 """Mid-run checkpoints: a killed run resumes inside a level, not at its start.
 
 A level of ImageNet training is hours; ``--checkpoint_every=N`` saves the
-model's variables (weights, BatchNorm statistics and the pruning masks) and
-the optimizer (slots, iterations, loss scale) every N optimizer steps with a
-``tf.train.CheckpointManager``. Rerunning the same command restores the
+model's variables (weights, BatchNorm statistics and the pruning masks),
+the optimizer (slots, its own step count, loss scale) and the step the run
+started at (its lr schedule's ``start_step``) every N optimizer steps with a
+``tf.train.CheckpointManager``; restoring puts the optimizer's step count
+back as it was, not reset. Rerunning the same command restores the
 latest checkpoint of the run that was cut off and trains on from its step;
 the data stream is keyed by the step (``data.load(start_batch=...)``), so
 the resumed run sees the same batches and ends with the same numbers as an
@@ -20,6 +22,8 @@ import shutil
 from typing import Optional
 
 from lottery_tf._keras import keras, tf
+from lottery_tf.errors import UserError
+from lottery_tf.training import optimizers
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -38,7 +42,9 @@ class MidRunCheckpoint(keras.callbacks.Callback):
 
   def _manager_for(self, model) -> tf.train.CheckpointManager:
     if self._manager is None:
-      ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+      ckpt = tf.train.Checkpoint(
+          model=model, optimizer=model.optimizer,
+          start_step=optimizers.schedule_of(model.optimizer).start_step)
       self._manager = tf.train.CheckpointManager(
           ckpt, self.write_directory, max_to_keep=1)
     return self._manager
@@ -46,19 +52,37 @@ class MidRunCheckpoint(keras.callbacks.Callback):
   def latest(self) -> Optional[str]:
     return tf.train.latest_checkpoint(self.directory)
 
-  def restore(self, model) -> Optional[int]:
-    """Restores the latest checkpoint into ``model``; its step, or None."""
+  def restore(self, model, start_step: Optional[int] = None) -> Optional[int]:
+    """Restores the latest checkpoint into ``model``; its step, or None.
+
+    ``start_step``: the step the run starts at; a checkpoint of a run that
+    started elsewhere, or that does not fit the model, is refused with a
+    UserError naming the directory to delete.
+    """
     path = self.latest()
     if path is None:
       return None
     manager = self._manager_for(model)
-    manager.checkpoint.restore(path).assert_existing_objects_matched()
-    step = int(model.optimizer.iterations.numpy())
+    try:
+      manager.checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+      # E.g. written before the optimizer's step count and the schedule's
+      # start were saved apart (lottery_tf < 0.2), or for another model.
+      raise UserError(
+          f"checkpoint {path} does not fit this run ({str(e).splitlines()[0]});"
+          f" delete {self.directory} to train the run from its start") from None
+    begun = int(optimizers.schedule_of(model.optimizer).start_step.numpy())
+    if start_step is not None and begun != int(start_step):
+      raise UserError(
+          f"checkpoint {path} is of a run that started at step {begun}, not "
+          f"{start_step}; delete {self.directory} to train the run from its "
+          "start")
+    step = optimizers.global_step(model.optimizer)
     self._last_saved = step
     return step
 
   def save(self) -> None:
-    step = int(self.model.optimizer.iterations.numpy())
+    step = optimizers.global_step(self.model.optimizer)
     if step == self._last_saved:
       return
     self._manager_for(self.model).save(checkpoint_number=step)
@@ -66,10 +90,10 @@ class MidRunCheckpoint(keras.callbacks.Callback):
 
   def on_train_begin(self, logs=None):
     if self._last_saved is None:
-      self._last_saved = int(self.model.optimizer.iterations.numpy())
+      self._last_saved = optimizers.global_step(self.model.optimizer)
 
   def on_train_batch_end(self, batch, logs=None):
-    step = int(self.model.optimizer.iterations.numpy())
+    step = optimizers.global_step(self.model.optimizer)
     if self.every and step - self._last_saved >= self.every:
       self.save()
 

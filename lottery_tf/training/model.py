@@ -36,7 +36,8 @@ def mask_pairs(model: keras.Model) -> List[Tuple[tf.Variable, tf.Variable]]:
 
 
 def kernels(model: keras.Model) -> List[tf.Variable]:
-  """Conv/Dense kernels (wrapped or not): what weight decay applies to."""
+  """Conv/Dense kernels (wrapped or not): what ``--weight_decay_on=kernels``
+  decays."""
   out = []
   for layer in model.layers:
     inner = layer.layer if is_pruning_wrapper(layer) else layer
@@ -54,14 +55,28 @@ class TrainModel(keras.Model):
   layers, and so the weights, are those of ``m``.
   """
 
-  def __init__(self, *args, weight_decay: float = 0.0, **kwargs):
+  def __init__(self, *args, weight_decay: float = 0.0,
+               weight_decay_on: str = "kernels", **kwargs):
     super().__init__(*args, **kwargs)
+    if weight_decay_on not in ("kernels", "all"):
+      raise ValueError(f"weight_decay_on: {weight_decay_on!r} is not one of: "
+                       "kernels, all")
     self.weight_decay = float(weight_decay)
+    self.weight_decay_on = weight_decay_on
+
+  def decayed_variables(self) -> List[tf.Variable]:
+    """What weight decay applies to: conv/dense kernels, or every trainable
+    weight (PyTorch's ``SGD(model.parameters(), weight_decay=...)``)."""
+    if not self.weight_decay:
+      return []
+    if self.weight_decay_on == "all":
+      return list(self.trainable_variables)
+    return kernels(self)
 
   def train_step(self, data):
     x, y = data[0], data[1]
     pairs = mask_pairs(self)
-    decayed = {v.ref() for v in kernels(self)} if self.weight_decay else set()
+    decayed = {v.ref() for v in self.decayed_variables()}
     scaled = isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer)
     with tf.GradientTape() as tape:
       y_pred = self(x, training=True)

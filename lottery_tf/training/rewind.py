@@ -3,8 +3,9 @@
 During the dense run it snapshots every weight of the model at iteration k
 (kernels, biases and BatchNorm's moving statistics alike; never the pruning
 masks, thresholds or steps). At the start of each later level ``restore``
-puts the snapshot back under the level's masks, zeroes the optimizer's slots
-and sets its iteration count to k, so the lr schedule resumes at step k.
+puts the snapshot back under the level's masks and makes the optimizer a
+fresh one (slots and its own step count at 0, as PyTorch and open_lth do)
+whose lr schedule resumes at step k (``optimizers.start_run``).
 
 A naive ``model.set_weights(snapshot)`` would also overwrite the masks
 (tfmot's wrappers expose them as weights): ``restore`` never touches them.
@@ -15,6 +16,7 @@ import numpy as np
 
 from lottery_tf import artifacts
 from lottery_tf._keras import keras, tf
+from lottery_tf.training import optimizers
 from lottery_tf.training.model import is_pruning_wrapper
 
 _PRUNING_VARIABLES = ("mask", "threshold", "pruning_step")
@@ -59,22 +61,6 @@ def load_weights(model: keras.Model, weights: Dict[str, np.ndarray],
     var.assign(value)
 
 
-def reset_optimizer(optimizer, iterations: int) -> None:
-  """Fresh slots (momentum, Adam moments) and ``iterations = k``.
-
-  A LossScaleOptimizer (mixed_float16) also gets its initial loss scale back.
-  """
-  for var in optimizer.variables():
-    if var is optimizer.iterations:
-      continue
-    var.assign(tf.zeros_like(var))
-  optimizer.iterations.assign(iterations)
-  state = getattr(optimizer, "_loss_scale", None)
-  if hasattr(state, "initial_loss_scale"):
-    state._current_loss_scale.assign(state.initial_loss_scale)  # pylint: disable=protected-access
-    state._counter.assign(0)  # pylint: disable=protected-access
-
-
 class RewindCallback(keras.callbacks.Callback):
   """Snapshots the weights at iteration ``rewind_step`` of the dense run."""
 
@@ -85,8 +71,8 @@ class RewindCallback(keras.callbacks.Callback):
     self.weights: Optional[Dict[str, np.ndarray]] = None
 
   def _maybe_take(self):
-    if self.weights is None and int(
-        self.model.optimizer.iterations.numpy()) == self.rewind_step:
+    if self.weights is None and optimizers.global_step(
+        self.model.optimizer) == self.rewind_step:
       self.weights = snapshot(self.model)
       if self.path:
         artifacts.write_npz(self.path, self.weights)
@@ -113,4 +99,4 @@ class RewindCallback(keras.callbacks.Callback):
     if masks is not None:
       pruning.set_masks(model, masks)
     if optimizer is not None:
-      reset_optimizer(optimizer, self.rewind_step)
+      optimizers.start_run(optimizer, self.rewind_step)

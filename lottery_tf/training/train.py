@@ -50,7 +50,8 @@ def compile_model(model: keras.Model, hp: TrainingHparams, steps_per_epoch: int,
       outputs = [keras.layers.Activation("linear", dtype="float32",
                                          name="logits_float32")(outputs[0])]
     train_model = TrainModel(inputs=model.inputs, outputs=outputs,
-                             name=model.name, weight_decay=hp.weight_decay)
+                             name=model.name, weight_decay=hp.weight_decay,
+                             weight_decay_on=hp.weight_decay_on)
     num_classes = int(model.outputs[0].shape[-1])
     spe = hp.steps_per_execution or _auto_steps_per_execution(steps_per_epoch)
     train_model.compile(

@@ -130,7 +130,10 @@ def transfer_masks(ticket: tickets.Ticket, model: keras.Model,
     if name in heads:
       out[name] = np.ones_like(mask)
       source = ticket.masks.get(CLASSIFIER)
-      if trhp.head_mask == "random" and source is not None:
+      # The classifier only: the hidden layer of --head=mlp is new, with no
+      # source layer whose density it could take, so it stays dense.
+      if (trhp.head_mask == "random" and name == CLASSIFIER
+          and source is not None):
         density = float(source.mean())
         rng = np.random.default_rng(seed)
         flat = np.zeros(mask.size, np.float32)
@@ -187,6 +190,17 @@ class TransferResult:
   summary: dict
 
 
+def trained_layers(model: keras.Model):
+  """(layers that train, frozen layers) among those with weights, by name."""
+  trains, frozen = [], []
+  for layer in model.layers:
+    if not layer.weights:
+      continue
+    inner = getattr(layer, "layer", layer)
+    (trains if layer.trainable else frozen).append(inner.name)
+  return trains, frozen
+
+
 def _fit_and_eval(model, task: Task, quiet: bool) -> dict:
   train_model = training.compile_model(model, task.thp, task.steps_per_epoch)
   result = training.fit(
@@ -195,8 +209,10 @@ def _fit_and_eval(model, task: Task, quiet: bool) -> dict:
       verbose=training.verbosity(quiet))
   metrics = training.evaluate(train_model, task.eval_data())
   densities = pruning.densities(model)
+  trains, frozen = trained_layers(model)
   return {"metrics": metrics, "density": densities.pop("overall"),
-          "density_per_layer": densities, "steps": result.steps,
+          "density_per_layer": densities, "trained_layers": trains,
+          "frozen_layers": frozen, "steps": result.steps,
           "ms_per_step": result.ms_per_step, "train_seconds": result.seconds}
 
 
@@ -254,10 +270,14 @@ class TransferRunner:
       with self.task.scope():
         model, _ = prepare(self.ticket, self.task.info, self.trhp, seed=seed,
                            prune_only=self.prune_only)
-    else:  # random ticket: random mask at the same per-layer density, fresh init
+    else:
+      # Random ticket: random mask at the same per-layer density, fresh init,
+      # trained like the transferred ticket: under --freeze_transferred the
+      # same layers stay frozen (a frozen random body is Mehta's "random
+      # features" baseline).
       with self.task.scope():
         model, masks = prepare(self.ticket, self.task.info, self.trhp.replace(
-            transfer_weights="random", freeze_transferred=False), seed=seed +
+            transfer_weights="random"), seed=seed +
                                _RANDOM_TICKET_SEED_OFFSET,
                                prune_only=self.prune_only)
       random = pruning.random_masks(masks, seed=seed + _RANDOM_TICKET_SEED_OFFSET)
@@ -294,16 +314,16 @@ class TransferRunner:
       runner = self.own_find(with_dense_only="own_ticket" not in controls)
       runner.run()
       level = runner.lhp.levels
-      if "own_ticket" in controls:
-        m = artifacts.read_json(os.path.join(level_dir(runner.exp_dir, level),
-                                             "metrics.json"))
-        m["experiment"] = runner.exp_dir
-        summary["runs"]["own_ticket"] = m
-      if "dense" in controls:
-        m = artifacts.read_json(os.path.join(level_dir(runner.exp_dir, 0),
-                                             "metrics.json"))
-        m["experiment"] = runner.exp_dir
-        summary["runs"]["dense"] = m
+      # The target's own IMP trains every layer (it has nothing transferred
+      # to freeze); recorded as such beside the frozen runs.
+      for kind, lvl in (("own_ticket", level), ("dense", 0)):
+        if kind in controls:
+          m = artifacts.read_json(os.path.join(level_dir(runner.exp_dir, lvl),
+                                               "metrics.json"))
+          m["experiment"] = runner.exp_dir
+          m.setdefault("trained_layers", "all")
+          m.setdefault("frozen_layers", [])
+          summary["runs"][kind] = m
     summary["provenance"] = self.provenance()
     path = os.path.join(self.exp_dir, "transfer.json")
     artifacts.write_json(path, summary)

@@ -20,14 +20,19 @@ class TransferHparams(Hparams):
       "initialisation, theta_0) or `random` (a fresh initialisation).")
   freeze_transferred: bool = field(
       False, "Train only the new head; transferred layers (BatchNorm "
-      "included) stay as transferred.")
+      "included) stay as transferred. The random-ticket control freezes the "
+      "same layers (Mehta's random-features baseline); the target's own "
+      "ticket and dense network are its own IMP and train every layer. Each "
+      "run's metrics list its trained_layers and frozen_layers.")
   head: str = field(
       "linear", "New classifier for the target's classes: `linear` (one "
       "Dense, Morcos et al.) or `mlp` (Dense-ReLU-Dense, Mehta 2019).")
   head_hidden: int = field(256, "Width of the hidden layer of --head=mlp.")
   head_mask: str = field(
-      "dense", "Mask of the re-initialised classifier: `dense`, or `random` "
-      "at the density the source's classifier had.")
+      "dense", "Mask of the re-initialised classifier (`logits`): `dense`, or "
+      "`random` at the density the source's classifier had. The hidden layer "
+      "of --head=mlp has no source layer to take a density from and stays "
+      "dense.")
   resize_to_ticket: bool = field(
       True, "Bring target images to the ticket's input size and channels "
       "(resize or pad per --resize_method, grayscale<->RGB) unless "
