@@ -1,5 +1,24 @@
 """lottery_tf: find lottery tickets in Keras/TensorFlow and transfer them."""
+import glob
+import os
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildWithPresets(build_py):
+  """Installs flags/*.cfg as lottery_tf/presets/, so `--preset=NAME` works
+  from any directory after `pip install` (an editable install reads flags/)."""
+
+  def run(self):
+    super().run()
+    target = os.path.join(self.build_lib, "lottery_tf", "presets")
+    os.makedirs(target, exist_ok=True)
+    for path in glob.glob(os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "flags", "*.cfg")):
+      shutil.copy(path, target)
+
 
 # tensorflow and tf-keras must share a minor version: tf-keras is the Keras 2
 # that tensorflow-model-optimization 0.8.1 is written against.
@@ -42,4 +61,5 @@ setup(
         ],
     },
     entry_points={"console_scripts": ["lottery_tf=lottery_tf.cli.main:run"]},
+    cmdclass={"build_py": BuildWithPresets},
 )

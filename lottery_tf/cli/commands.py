@@ -19,7 +19,7 @@ for _cls in (DatasetHparams, ModelHparams, TrainingHparams, PruningHparams,
 
 
 #: Commands that do no training: no strategy to set up.
-_NO_TRAINING = ("list", "export")
+_NO_TRAINING = ("list", "export", "presets")
 
 
 def setup_runtime(command: str) -> None:
@@ -171,6 +171,20 @@ def list_() -> str:
   return ""
 
 
+def presets_() -> str:
+  """Prints every preset with its header: paper, expected result, hardware."""
+  from lottery_tf import presets  # pylint: disable=g-import-not-at-top
+  print(f"presets (in {presets.directory()}; run one with "
+        "`lottery_tf COMMAND --preset=NAME`):")
+  for name in presets.names():
+    head = presets.header(name)
+    print(f"\n{name}")
+    for key in ("paper", "expected", "hardware", "run"):
+      if head.get(key):
+        print(f"  {key + ':':<10} {head[key]}")
+  return ""
+
+
 COMMANDS = {
     "find": find,
     "train": train,
@@ -178,6 +192,7 @@ COMMANDS = {
     "grid": grid,
     "export": export,
     "list": list_,
+    "presets": presets_,
 }
 
 # The data-diet and instability commands (score, lmc, diet).

@@ -49,3 +49,8 @@ flags.DEFINE_string(
     "experiment_name", "",
     "Name prefix of the experiment directory (default: command_model_dataset).")
 flags.DEFINE_bool("quiet", False, "No Keras progress output.")
+flags.DEFINE_string(
+    "preset", "",
+    "A paper preset by name (`lottery_tf presets` lists them), read as a "
+    "--flagfile from the installed presets: works from any directory. Flags "
+    "after it override it.")

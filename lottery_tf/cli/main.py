@@ -14,11 +14,13 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
+from lottery_tf import presets  # noqa: E402
 from lottery_tf.cli import commands  # noqa: E402
 from lottery_tf.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
-USAGE = ("usage: lottery_tf {%s} [--flagfile=FILE] [--flags...]; "
+USAGE = ("usage: lottery_tf {%s} [--preset=NAME | --flagfile=FILE] "
+         "[--flags...]; "
          "`lottery_tf --helpfull` lists every flag")
 
 
@@ -33,9 +35,21 @@ _HELP = ("--help", "-h", "-?", "--helpfull", "--helpshort", "--helpxml")
 
 def _parse(argv):
   try:
+    # --preset=NAME and --flagfile=NAME (a preset's name, not a path) read
+    # the installed preset: they work from any directory.
+    argv = presets.resolve_argv(argv)
     return FLAGS(argv)
-  except flags.Error as e:
+  except UserError as e:
     _fail(str(e))
+  except flags.Error as e:
+    # absl's own prefix ("ERROR:: Unable to open flagfile") is not ours.
+    message = str(e)
+    if message.startswith("ERROR::"):
+      message = message[len("ERROR::"):].strip()
+    if message.startswith("Unable to open flagfile"):
+      message = ("--flagfile: cannot open it: " + message.split(":", 1)[1]
+                 .strip() + "; `lottery_tf presets` lists the presets")
+    _fail(message)
   except SystemExit:
     # absl exits 1 after printing help; asking for help is not an error.
     if any(a.split("=")[0] in _HELP for a in argv[1:]):
