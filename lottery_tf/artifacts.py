@@ -1,8 +1,11 @@
-"""Files on disk: atomic writes, experiment directories, provenance.
+"""Result files: atomic writes, experiment directories, provenance.
 
 Every result file is written to a temporary name in the same directory and
 renamed into place, so a run killed at any moment leaves either the old file
-or the new one, never a half-written file that looks valid.
+or the new one, never a half-written file that looks valid. Paths may be
+local or URLs (``gs://``, ``s3://``, ``ram://``): all I/O goes through
+:mod:`lottery_tf.fs` (``tf.io.gfile``); on an object store the "rename" is
+the store's own atomic object write.
 """
 import contextlib
 import csv
@@ -12,10 +15,12 @@ import json
 import os
 import platform
 import tempfile
+import uuid
 from typing import Any, Dict, List
 
 import numpy as np
 
+from lottery_tf import fs
 from lottery_tf.errors import UserError
 
 
@@ -34,7 +39,7 @@ def redirect_writes(root: str, scratch: str) -> None:
   chief's files.
   """
   global _REDIRECT
-  _REDIRECT = (os.path.abspath(root), os.path.abspath(scratch))
+  _REDIRECT = (fs.abspath(root).rstrip("/"), fs.abspath(scratch).rstrip("/"))
 
 
 def writable(path: str) -> str:
@@ -42,18 +47,18 @@ def writable(path: str) -> str:
   if _REDIRECT is None:
     return path
   root, scratch = _REDIRECT
-  full = os.path.abspath(path)
-  if full == scratch or full.startswith(scratch + os.sep):
+  full = fs.abspath(path)
+  if full == scratch or full.startswith(scratch + "/"):
     return path
-  if full == root or full.startswith(root + os.sep):
-    return os.path.join(scratch, os.path.relpath(full, root))
+  if full == root or full.startswith(root + "/"):
+    return scratch + full[len(root):]
   return path
 
 
 def readable(path: str) -> str:
   """This process's own copy of ``path`` if it wrote one, else ``path``."""
   own = writable(path)
-  return own if own != path and os.path.exists(own) else path
+  return own if own != path and fs.exists(own) else path
 
 
 def is_redirected() -> bool:
@@ -62,8 +67,24 @@ def is_redirected() -> bool:
 
 @contextlib.contextmanager
 def atomic_path(path: str):
-  """Yields a temporary path beside ``path``; renames it into place on success."""
+  """Yields a temporary path beside ``path``; renames it into place on success.
+
+  Write the temporary file with :func:`lottery_tf.fs.open` (or any writer
+  that takes a URL); a local one is fsynced and gets the usual umask
+  permissions.
+  """
   path = writable(path)
+  if fs.is_url(path):
+    directory, base = path.rsplit("/", 1)
+    fs.makedirs(directory)
+    tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{base}"
+    try:
+      yield tmp
+      fs.rename(tmp, path, overwrite=True)
+    finally:
+      if fs.exists(tmp):
+        fs.remove(tmp)
+    return
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path),
@@ -83,6 +104,10 @@ def atomic_path(path: str):
 
 def write_bytes(path: str, data: bytes) -> None:
   with atomic_path(path) as tmp:
+    if fs.is_url(tmp):
+      with fs.open(tmp, "wb") as f:
+        f.write(data)
+      return
     with open(tmp, "wb") as f:
       f.write(data)
       f.flush()
@@ -117,8 +142,7 @@ def write_csv(path: str, rows: List[Dict[str, Any]], first=()) -> None:
 
 
 def read_json(path: str) -> Any:
-  with open(readable(path), encoding="utf-8") as f:
-    return json.load(f)
+  return json.loads(fs.read_bytes(readable(path)).decode("utf-8"))
 
 
 def write_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
@@ -128,7 +152,8 @@ def write_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
 
 
 def read_npz(path: str) -> Dict[str, np.ndarray]:
-  with np.load(readable(path), allow_pickle=False) as z:
+  with np.load(io.BytesIO(fs.read_bytes(readable(path))),
+               allow_pickle=False) as z:
     return {k: z[k] for k in z.files}
 
 
@@ -151,15 +176,16 @@ def save_figure(fig, path: str, **savefig_kwargs) -> None:
   plt = pyplot()
   fmt = os.path.splitext(path)[1].lstrip(".") or "png"
   try:
-    with atomic_path(path) as tmp:
-      fig.savefig(tmp, format=fmt, **savefig_kwargs)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, **savefig_kwargs)
+    write_bytes(path, buf.getvalue())
   finally:
     plt.close(fig)
 
 
 def sha256_file(path: str) -> str:
   h = hashlib.sha256()
-  with open(path, "rb") as f:
+  with fs.open(path, "rb") as f:
     for chunk in iter(lambda: f.read(1 << 20), b""):
       h.update(chunk)
   return h.hexdigest()
@@ -182,6 +208,19 @@ def prepare_output_dir(output_dir: str, flag: str = "--output_dir") -> str:
   """Creates ``output_dir`` if needed; UserError naming the flag if unusable."""
   if not output_dir:
     raise UserError(f"{flag}: must not be empty")
+  if fs.is_url(output_dir):
+    # gs://, s3://, ram://: the store says whether it can be written.
+    probe = f"{output_dir.rstrip('/')}/.lottery_tf_write_test"
+    try:
+      fs.makedirs(output_dir)
+      with fs.open(probe, "w") as f:
+        f.write("ok")
+      fs.remove(probe)
+    except Exception as e:  # pylint: disable=broad-except  (tf.errors, OSError)
+      detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+      raise UserError(f"{flag}: cannot write to {output_dir} "
+                      f"({type(e).__name__}: {detail})") from e
+    return output_dir
   if os.path.exists(output_dir) and not os.path.isdir(output_dir):
     raise UserError(f"{flag}: {output_dir} exists and is not a directory")
   try:
@@ -201,4 +240,4 @@ def prepare_output_dir(output_dir: str, flag: str = "--output_dir") -> str:
 
 
 def experiment_dir(output_dir: str, name: str, hparams_hash: str) -> str:
-  return os.path.join(output_dir, f"{name}-{hparams_hash}")
+  return fs.join(output_dir, f"{name}-{hparams_hash}")

@@ -29,6 +29,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
+from lottery_tf import fs
 from lottery_tf import artifacts, pruning, tickets, training
 from lottery_tf.analysis import lmc
 from lottery_tf.errors import UserError
@@ -68,7 +69,7 @@ def from_experiment(task, exp_dir: str, flag: str = "--ticket") -> StartPoint:
   """The rewind point of a ``find`` experiment (its rewind.npz)."""
   path = os.path.join(exp_dir, "rewind.npz")
   level0 = os.path.join(exp_dir, "level_00", "metrics.json")
-  if not (os.path.exists(path) and os.path.exists(level0)):
+  if not (fs.exists(path) and fs.exists(level0)):
     raise UserError(f"{flag}: {exp_dir} has no finished level 0 with a "
                     "rewind.npz; run `lottery_tf find` there first")
   try:
@@ -78,7 +79,7 @@ def from_experiment(task, exp_dir: str, flag: str = "--ticket") -> StartPoint:
     raise UserError(f"{flag}: {path} is unreadable ({e})") from e
   return StartPoint("rewind", step, lambda: task.build_model(),
                     weights=weights,
-                    source={"experiment": os.path.abspath(exp_dir),
+                    source={"experiment": fs.abspath(exp_dir),
                             "rewind_sha256": artifacts.sha256_file(path)})
 
 
@@ -87,7 +88,7 @@ def from_ticket(ticket: tickets.Ticket) -> StartPoint:
   return StartPoint(
       "ticket", step, ticket.build, weights=dict(ticket.weights),
       masks=dict(ticket.masks),
-      source={"ticket": os.path.abspath(ticket.path),
+      source={"ticket": fs.abspath(ticket.path),
               "level": ticket.meta.get("level"),
               "density": ticket.meta.get("density"),
               "ticket_sha256": artifacts.sha256_file(
@@ -99,7 +100,7 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
         log: Callable[[str], None] = print) -> str:
   """Trains the copies (skipping saved ones), evaluates the path."""
   summary_path = os.path.join(exp_dir, "summary.json")
-  if os.path.exists(summary_path):
+  if fs.exists(summary_path):
     log(f"already finished: {summary_path}")
     return summary_path
   if start.step >= task.total_steps:
@@ -131,14 +132,14 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
   start_path = os.path.join(exp_dir, "start.npz")
   weights = start.weights
   if weights is None:
-    if os.path.exists(start_path):
+    if fs.exists(start_path):
       weights = artifacts.read_npz(start_path)
     else:
       # Dense training from init to the rewind step, on --seed's data order.
       train(snapshot(model), 0, start.step, thp.seed)
       weights = snapshot(model)
       log(f"trained the dense network to step {start.step}")
-  if not os.path.exists(start_path):
+  if not fs.exists(start_path):
     artifacts.write_npz(start_path, weights)
   eval_data = task.eval_data()
   seeds = [thp.seed, thp.seed + lmc.COPY_SEED_OFFSET]
@@ -146,7 +147,7 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
   for i, seed in enumerate(seeds, 1):
     path = os.path.join(exp_dir, f"copy_{i}.npz")
     record_path = os.path.join(exp_dir, f"copy_{i}.json")
-    if os.path.exists(record_path):
+    if fs.exists(record_path):
       copies.append(artifacts.read_npz(path))
       copy_metrics.append(artifacts.read_json(record_path))
       continue

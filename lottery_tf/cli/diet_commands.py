@@ -7,6 +7,7 @@ LotteryHparams fields, defined with the other ``find`` flags.
 """
 import os
 
+from lottery_tf import fs
 from lottery_tf.analysis.hparams import LMCHparams
 from lottery_tf.cli import flags as cli_flags
 from lottery_tf.cli.flags import FLAGS
@@ -81,13 +82,13 @@ def diet() -> str:
 def _ticket_path(path: str, level: int) -> str:
   """A ticket directory, or the ticket of ``level`` in a find experiment."""
   from lottery_tf import tickets  # pylint: disable=g-import-not-at-top
-  if os.path.exists(os.path.join(path, tickets.TICKET_JSON)):
+  if fs.exists(os.path.join(path, tickets.TICKET_JSON)):
     return path
-  if not os.path.isdir(path):
+  if not fs.isdir(path):
     raise UserError(f"--ticket: {path} does not exist")
-  found = sorted(int(d[len("level_"):]) for d in os.listdir(path)
+  found = sorted(int(d[len("level_"):]) for d in fs.listdir(path)
                  if d.startswith("level_") and d[len("level_"):].isdigit()
-                 and os.path.exists(os.path.join(path, d, "ticket",
+                 and fs.exists(os.path.join(path, d, "ticket",
                                                  tickets.TICKET_JSON)))
   if not found:
     raise UserError(f"--ticket: {path} is neither a ticket nor a `find` "
@@ -146,7 +147,7 @@ def lmc() -> str:
     start = instability.from_ticket(ticket)
   elif lmhp.lmc_from == "rewind" and source:
     hparams_path = os.path.join(source, "hparams.json")
-    if not os.path.exists(hparams_path):
+    if not fs.exists(hparams_path):
       raise UserError(f"--ticket: {source} is not a `find` experiment "
                       "(no hparams.json)")
     dhp, mhp, thp = _task_from(artifacts.read_json(hparams_path).get(

@@ -26,6 +26,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from lottery_tf import fs
 from lottery_tf import artifacts, data, hparams as hp_lib, training
 from lottery_tf.analysis import per_example
 from lottery_tf.errors import UserError
@@ -81,7 +82,7 @@ def compute(exp_dir: str, task, shp, *, quiet: bool = False,
   """
   shp.validate()
   summary_path = os.path.join(exp_dir, "summary.json")
-  if os.path.exists(summary_path) and os.path.exists(
+  if fs.exists(summary_path) and fs.exists(
       os.path.join(exp_dir, SCORES_FILE)):
     log(f"scores already computed: {os.path.join(exp_dir, SCORES_FILE)}")
     return summary_path
@@ -93,7 +94,7 @@ def compute(exp_dir: str, task, shp, *, quiet: bool = False,
   members = []
   for m in range(shp.ensemble_size):
     path = os.path.join(exp_dir, "members", f"member_{m:02d}.npz")
-    if os.path.exists(path):
+    if fs.exists(path):
       members.append(artifacts.read_npz(path))
       continue
     if model is None:
@@ -209,13 +210,13 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def resolve(path: str, flag: str = "--scores") -> str:
   """The scores.npz that ``path`` (a file or a score experiment) names."""
-  if os.path.isdir(path):
+  if fs.isdir(path):
     inner = os.path.join(path, SCORES_FILE)
-    if not os.path.exists(inner):
+    if not fs.exists(inner):
       raise UserError(f"{flag}: {path} is a directory without {SCORES_FILE}; "
                       "pass the scores.npz of a `lottery_tf score` run")
     return inner
-  if not os.path.exists(path):
+  if not fs.exists(path):
     raise UserError(f"{flag}: {path} does not exist")
   return path
 

@@ -28,6 +28,7 @@ from typing import Callable, List
 
 import numpy as np
 
+from lottery_tf import fs
 from lottery_tf import artifacts, hparams as hp_lib
 from lottery_tf.diet import scores as scores_lib, subsets
 from lottery_tf.diet.hparams import ARMS
@@ -120,9 +121,9 @@ def run(study_dir: str, output_dir: str, task, php, lhp, shp, dihp, *,
 
 def _arms_on_disk(study_dir: str) -> List[dict]:
   out = []
-  for name in sorted(os.listdir(study_dir)):
+  for name in sorted(fs.listdir(study_dir)):
     path = os.path.join(study_dir, name, ARM_FILE)
-    if name.startswith("arm_") and os.path.exists(path):
+    if name.startswith("arm_") and fs.exists(path):
       record = artifacts.read_json(path)
       record["dir"] = os.path.join(study_dir, name)
       out.append(record)
@@ -136,7 +137,7 @@ def _level_rows(arm: dict) -> List[dict]:
   for level in range(61):
     d = os.path.join(arm["dir"], f"level_{level:02d}")
     path = os.path.join(d, "metrics.json")
-    if not os.path.exists(path):
+    if not fs.exists(path):
       continue
     m = artifacts.read_json(path)
     row = {"arm": arm["arm"], "level": level, "density": m["density"],
@@ -150,7 +151,7 @@ def _level_rows(arm: dict) -> List[dict]:
                  per_example_barrier_mean=lmc["per_example_barrier_mean"])
     for control in ("reinit", "random_mask"):
       cpath = os.path.join(d, control, "metrics.json")
-      if os.path.exists(cpath):
+      if fs.exists(cpath):
         row[f"{control}_test_accuracy"] = artifacts.read_json(
             cpath)["metrics"]["test_accuracy"]
     rows.append(row)
@@ -166,7 +167,7 @@ def write_comparison(study_dir: str) -> str:
     rows.extend(arm_rows)
     pre = None
     pre_path = os.path.join(arm["dir"], "pretrain", "metrics.json")
-    if os.path.exists(pre_path):
+    if fs.exists(pre_path):
       pre = artifacts.read_json(pre_path)
     dense = arm_rows[0]["test_accuracy"] if arm_rows else None
     # Matching (within 0.5 pt of the arm's own dense network): the fewest
@@ -183,7 +184,7 @@ def write_comparison(study_dir: str) -> str:
     }
   summary = {"command": "diet", "arms": per_arm, "rows": rows}
   hp_path = os.path.join(study_dir, "hparams.json")
-  if os.path.exists(hp_path):
+  if fs.exists(hp_path):
     summary["provenance"] = artifacts.read_json(hp_path)
   if rows:
     artifacts.write_csv(os.path.join(study_dir, "summary.csv"), rows,

@@ -2,6 +2,7 @@
 import os
 import time
 
+from lottery_tf import fs
 from lottery_tf import artifacts, hparams as hp_lib
 from lottery_tf.lottery.task import Task, validate  # noqa: F401
 from lottery_tf import training
@@ -9,7 +10,7 @@ from lottery_tf import training
 
 def run(exp_dir: str, dhp, mhp, thp, *, quiet: bool = False) -> str:
   metrics_path = os.path.join(exp_dir, "metrics.json")
-  if os.path.exists(metrics_path):
+  if fs.exists(metrics_path):
     print(f"already finished: {metrics_path}")
     return metrics_path
   task = Task(dhp, mhp, thp)

@@ -2,6 +2,7 @@
 import os
 from typing import List
 
+from lottery_tf import fs
 from lottery_tf import artifacts
 
 RUNS = ("ticket", "reinit", "random_mask")
@@ -11,12 +12,12 @@ def _metrics(exp_dir: str, level: int, run: str):
   d = os.path.join(exp_dir, f"level_{level:02d}")
   path = os.path.join(d, "metrics.json") if run == "ticket" else os.path.join(
       d, run, "metrics.json")
-  return artifacts.read_json(path) if os.path.exists(path) else None
+  return artifacts.read_json(path) if fs.exists(path) else None
 
 
 def _lmc(exp_dir: str, level: int):
   path = os.path.join(exp_dir, f"level_{level:02d}", "lmc", "metrics.json")
-  return artifacts.read_json(path) if os.path.exists(path) else None
+  return artifacts.read_json(path) if fs.exists(path) else None
 
 
 def _split(metrics: dict) -> str:
@@ -70,7 +71,7 @@ def write_summary(exp_dir: str, levels: int, controls: List[str]) -> List[dict]:
   table = rows(exp_dir, levels, controls)
   hparams = None
   hp_path = os.path.join(exp_dir, "hparams.json")
-  if os.path.exists(hp_path):
+  if fs.exists(hp_path):
     hparams = artifacts.read_json(hp_path)
   artifacts.write_json(os.path.join(exp_dir, "summary.json"),
                        {"rows": table, "provenance": hparams})

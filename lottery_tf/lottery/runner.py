@@ -40,12 +40,12 @@ from the CLI, else ``.worker_<i>/`` inside the experiment); the SavedModels
 are deleted at once, and no metrics are written there.
 """
 import os
-import shutil
 import time
 from typing import Dict, Optional
 
 import numpy as np
 
+from lottery_tf import fs
 from lottery_tf import artifacts, hparams as hp_lib, pruning, training
 from lottery_tf._keras import tf
 from lottery_tf.analysis import lmc
@@ -138,18 +138,18 @@ class LotteryRunner:
     """``save(dir)``: every worker must save (collective); only the chief keeps it."""
     save(path)
     if not self.is_chief:
-      shutil.rmtree(artifacts.writable(path), ignore_errors=True)
+      fs.rmtree(artifacts.writable(path))
 
   def _level_done(self, level: int) -> bool:
     d = level_dir(self.exp_dir, level)
-    if not os.path.exists(os.path.join(d, "metrics.json")):
+    if not fs.exists(os.path.join(d, "metrics.json")):
       return False
-    if self.lhp.lmc_every_level and not os.path.exists(
+    if self.lhp.lmc_every_level and not fs.exists(
         os.path.join(d, "lmc", "metrics.json")):
       return False
     if level == 0:
       return True
-    return all(os.path.exists(os.path.join(d, c, "metrics.json"))
+    return all(fs.exists(os.path.join(d, c, "metrics.json"))
                for c in self.lhp.control_list())
 
   # -- one training run -----------------------------------------------------
@@ -256,7 +256,7 @@ class LotteryRunner:
       model, _ = self._session()
       return {k: np.ones_like(v) for k, v in pruning.get_masks(model).items()}
     own = os.path.join(level_dir(self.exp_dir, level), "mask.npz")
-    if os.path.exists(artifacts.readable(own)):
+    if fs.exists(artifacts.readable(own)):
       return artifacts.read_npz(own)
     masks = artifacts.read_npz(
         os.path.join(level_dir(self.exp_dir, level - 1), "next_mask.npz"))
@@ -271,7 +271,7 @@ class LotteryRunner:
     began = time.time()
     row = None
     trained = None
-    if not os.path.exists(os.path.join(d, "metrics.json")):
+    if not fs.exists(os.path.join(d, "metrics.json")):
       model, _ = self._session()
       masks = self._masks_for(level)
       if level == 0:
@@ -319,7 +319,7 @@ class LotteryRunner:
         self._run_control(level, control)
     if row is None or not self.is_chief:
       path = os.path.join(d, "metrics.json")
-      row = artifacts.read_json(path) if os.path.exists(path) else row
+      row = artifacts.read_json(path) if fs.exists(path) else row
     return row
 
   def _clear_checkpoint(self, run_dir: str) -> None:
@@ -331,7 +331,7 @@ class LotteryRunner:
     """The dense weights after the pre-training phase, w_t (resumable)."""
     d = os.path.join(self.exp_dir, "pretrain")
     weights_path = os.path.join(d, "weights.npz")
-    if os.path.exists(os.path.join(d, "metrics.json")):
+    if fs.exists(os.path.join(d, "metrics.json")):
       return artifacts.read_npz(weights_path)
     model, _ = self._session()
     load_weights(model, self._init_weights)
@@ -358,7 +358,7 @@ class LotteryRunner:
     """
     d = level_dir(self.exp_dir, level)
     path = os.path.join(d, "lmc", "metrics.json")
-    if os.path.exists(path):
+    if fs.exists(path):
       return None
     began = time.time()
     model, _ = self._session()
@@ -398,7 +398,7 @@ class LotteryRunner:
   def _run_control(self, level: int, control: str) -> dict:
     d = os.path.join(level_dir(self.exp_dir, level), control)
     path = os.path.join(d, "metrics.json")
-    if os.path.exists(path):
+    if fs.exists(path):
       return artifacts.read_json(path)
     began = time.time()
     masks = artifacts.read_npz(

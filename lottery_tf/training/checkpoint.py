@@ -18,9 +18,9 @@ the others into a scratch directory they delete; every worker restores from
 the chief's.
 """
 import os
-import shutil
 from typing import Optional
 
+from lottery_tf import fs
 from lottery_tf._keras import keras, tf
 from lottery_tf.errors import UserError
 from lottery_tf.training import optimizers
@@ -100,7 +100,7 @@ class MidRunCheckpoint(keras.callbacks.Callback):
   def clear(self) -> None:
     """Deletes the checkpoints (the run's results are written)."""
     for d in {self.directory, self.write_directory}:
-      shutil.rmtree(d, ignore_errors=True)
+      fs.rmtree(d)
     self._manager = None
 
 

@@ -17,6 +17,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from lottery_tf import fs
 from lottery_tf import artifacts, data, hparams as hp_lib, models, pruning
 from lottery_tf import tickets, training
 from lottery_tf._keras import keras
@@ -59,9 +60,9 @@ def source_weights(ticket: tickets.Ticket, which: str
   if which == "rewind":
     return ticket.weights
   if which == "trained":
-    path = os.path.join(os.path.dirname(os.path.abspath(ticket.path)),
+    path = os.path.join(os.path.dirname(fs.abspath(ticket.path)),
                         "trained")
-    if not os.path.isdir(path):
+    if not fs.isdir(path):
       raise UserError(f"--transfer_weights: trained needs the source level's "
                       f"trained/ network beside the ticket, and {path} is "
                       "missing")
@@ -236,7 +237,7 @@ class TransferRunner:
     self.mhp = ModelHparams(model=ticket.model_name)
     self.task = Task(self.dhp, self.mhp, thp)
     self.source = {
-        "ticket": os.path.abspath(ticket.path),
+        "ticket": fs.abspath(ticket.path),
         "ticket_sha256": artifacts.sha256_file(
             os.path.join(ticket.path, tickets.TICKET_JSON)),
         "model": ticket.model_name, "dataset": ticket.meta.get("dataset"),
@@ -261,7 +262,7 @@ class TransferRunner:
 
   def _run_once(self, kind: str) -> dict:
     path = os.path.join(self.exp_dir, kind, "metrics.json")
-    if os.path.exists(path):
+    if fs.exists(path):
       return artifacts.read_json(path)
     began = time.time()
     seed = self.task.thp.seed
@@ -303,7 +304,7 @@ class TransferRunner:
                          log=self.log)
 
   def run(self) -> str:
-    os.makedirs(self.exp_dir, exist_ok=True)
+    fs.makedirs(self.exp_dir)
     summary = {"source": self.source, "target": self.dhp.dataset,
                "target_optimizer": self.task.thp.optimizer, "runs": {}}
     summary["runs"]["transfer"] = self._run_once("transfer")

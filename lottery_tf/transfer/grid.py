@@ -15,6 +15,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from lottery_tf import fs
 from lottery_tf import artifacts, hparams as hp_lib, tickets
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import (DatasetHparams, Hparams, ModelHparams,
@@ -163,7 +164,7 @@ class GridRunner:
     return exp_dir
 
   def run(self) -> str:
-    os.makedirs(self.exp_dir, exist_ok=True)
+    fs.makedirs(self.exp_dir)
     levels = self.ghp.levels(self.lhp.levels)
     records = []
     for so in _split(self.ghp.source_optimizers):
