@@ -113,9 +113,14 @@ def rmtree(path: str) -> None:
 def walk_files(path: str) -> List[str]:
   """Every file under ``path``, relative to it, sorted ("/"-separated)."""
   out = []
+  url = is_url(path)
   for root, _, files in gfile.walk(path):
     rel = root[len(path):].strip("/")
     for name in files:
+      # ram:// lists by name prefix: beside `transfer.json` a directory
+      # `transfer/` seems to hold a `.json`. Keep what really is a file.
+      if url and not gfile.exists(join(root, name)):
+        continue
       out.append(f"{rel}/{name}" if rel else name)
   return sorted(out)
 

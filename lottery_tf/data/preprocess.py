@@ -282,6 +282,69 @@ def to_input(images: tf.Tensor, plan: Plan) -> tf.Tensor:
   return _finish(x, plan)
 
 
+def raw_shape(plan: Plan) -> Tuple[Optional[int], ...]:
+  """[N, H, W, C] of the uint8 images `to_input` takes (H, W None when the
+  dataset's images vary in size)."""
+  return (None, *plan.spec.shape)
+
+
+def describe(plan: Plan) -> dict:
+  """Every number `to_input` applies, in its order, as JSON.
+
+  Written beside a SavedModel so a reader without lottery_tf can reproduce
+  the evaluation preprocessing (or check the raw-image signature's). Mirrors
+  `to_input` branch for branch; a test compares the two.
+  """
+  h0, w0, c0 = plan.spec.shape
+  native = (h0, w0)
+  size = [plan.height, plan.width]
+  steps = ["scale"]
+  out = {
+      "dataset": plan.spec.name,
+      "raw_input": {"dtype": "uint8", "shape": list(raw_shape(plan)),
+                    "range": [0, 255]},
+      "scale": 1.0 / 255.0,
+      "channels_in": c0,
+      "channels_out": plan.channels,
+  }
+  if plan.channels == 1 and c0 == 3:
+    # `_to_float`: before any resize.
+    steps.append("rgb_to_grayscale")
+    out["rgb_to_grayscale"] = {"weights": list(LUMA)}
+  if plan.preprocessing == "imagenet":
+    steps.append("resize")
+    out["resize"] = {"method": "resize_short_side_and_centre_crop",
+                     "short_side": plan.eval_resize, "crop": size,
+                     "interpolation": "bilinear", "antialias": True}
+  elif plan.spec.variable_size or (plan.height, plan.width) != native:
+    steps.append("resize")
+    if plan.resize_method == "resize":
+      out["resize"] = {"method": "resize", "size": size,
+                       "interpolation": "bilinear", "antialias": True}
+    else:
+      # tf.image.resize_with_crop_or_pad: centred, zeros (black) outside.
+      out["resize"] = {"method": "pad", "size": size, "centred": True,
+                       "pad_value": 0.0}
+  else:
+    out["resize"] = {"method": "none", "size": size}
+  if plan.channels == 3 and c0 == 1:
+    steps.append("grayscale_to_rgb")  # `_finish`: after resizing.
+    out["grayscale_to_rgb"] = {"repeat": 3}
+  if plan.normalize:
+    steps.append("normalize")
+  out["normalize"] = plan.normalize
+  # Per output channel, already adjusted for channel conversion and padding.
+  out["mean"] = [float(m) for m in plan.mean]
+  out["std"] = [float(s) for s in plan.std]
+  out["formula"] = "(x - mean) / std" if plan.normalize else "x"
+  out["steps"] = steps
+  out["output"] = {"dtype": "float32", "shape": [None, *plan.input_shape]}
+  # Labels, not images: logit i is original class classes[i].
+  out["classes"] = list(plan.classes) if plan.classes else None
+  out["transforms"] = list(plan.transforms)
+  return out
+
+
 def resize_and_centre_crop(x: tf.Tensor, short: int, height: int,
                            width: int) -> tf.Tensor:
   """Resize (bilinear) so the shorter side is `short`, then centre-crop.

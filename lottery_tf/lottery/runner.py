@@ -293,8 +293,16 @@ class LotteryRunner:
         # is the first of the two copies instability analysis compares.
         trained = snapshot(model)
       if self.save_tickets:
+        # The data hparams give trained/ its raw-image signature and the
+        # preprocessing numbers in assets/trained.json.
+        trained_meta = {
+            "model": self.task.mhp.model, "dataset": self.task.dhp.dataset,
+            "level": level, "density": out["density"],
+            "input_shape": list(self.task.info.input_shape),
+            "num_classes": self.task.info.num_classes}
         self._save_model(os.path.join(d, "trained"),
-                         lambda path: tickets.save_trained(path, model))
+                         lambda path: tickets.save_trained(
+                             path, model, self.task.dhp, trained_meta))
       # Always, even at the last level asked for: a later run with a larger
       # --levels (levels are not in the hash) extends this experiment. Kept
       # in this level's directory, so none exists beyond the last level.
@@ -443,7 +451,8 @@ class LotteryRunner:
         "pruning": self.php.to_dict(),
         **self.provenance(),
     }
-    self._save_model(path, lambda p: tickets.save(p, model, meta))
+    self._save_model(path, lambda p: tickets.save(p, model, meta,
+                                                  self.task.dhp))
 
   def run(self) -> str:
     self._write_json(os.path.join(self.exp_dir, "hparams.json"),

@@ -6,6 +6,13 @@ rewind-point values with pruned entries at 0), ``masks`` (layer -> 0/1
 variable) and a ``serving_default`` signature returning the masked network's
 ``logits``. ``assets/ticket.json`` records the provenance and a sha256 of
 every other file, which ``load`` verifies before trusting anything.
+
+Saved with the data's hparams (as the runner does), the ticket and the
+trained network also have a ``serving_raw`` signature: the dataset's raw
+uint8 images in, the evaluation preprocessing (``preprocess.to_input``,
+traced at save time) applied inside the graph, ``logits`` out; its numbers
+are in the json's ``preprocessing`` (``assets/trained.json`` for
+``trained/``), so nobody needs lottery_tf to feed either signature.
 """
 import dataclasses
 import hashlib
@@ -17,12 +24,18 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from lottery_tf import artifacts
+from lottery_tf import artifacts, fs
 from lottery_tf._keras import keras, tf
 from lottery_tf.errors import UserError
+from lottery_tf.hparams import DatasetHparams
 
 TICKET_JSON = os.path.join("assets", "ticket.json")
+# Not ticket.json: a directory holding that is taken for a ticket (e.g. by
+# `lmc --ticket`), and trained/ has no masks or rewind weights.
+TRAINED_JSON = os.path.join("assets", "trained.json")
 FORMAT_VERSION = 1
+SERVING_DEFAULT = "serving_default"
+SERVING_RAW = "serving_raw"
 
 
 class _TicketModule(tf.Module):
@@ -34,7 +47,7 @@ class _TicketModule(tf.Module):
   are saved once, through ``weights``.
   """
 
-  def __init__(self, model: keras.Model, with_masks: bool):
+  def __init__(self, model: keras.Model, with_masks: bool, plan=None):
     super().__init__(name="ticket")
     from lottery_tf.pruning.wrap import wrappers  # pylint: disable=g-import-not-at-top
     from lottery_tf.training.rewind import named_weights  # pylint: disable=g-import-not-at-top
@@ -48,11 +61,66 @@ class _TicketModule(tf.Module):
     self.serve = tf.function(
         lambda x: {"logits": model(x, training=False)},
         input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
+    self.serve_raw = None
+    if plan is not None:
+      from lottery_tf.data import preprocess  # pylint: disable=g-import-not-at-top
+
+      def serve_raw(raw):
+        # The pipeline's own eval transform, traced into the graph: the
+        # SavedModel then preprocesses exactly as evaluation did.
+        x = tf.ensure_shape(preprocess.to_input(raw, plan),
+                            [None, *plan.input_shape])
+        return {"logits": model(x, training=False)}
+
+      self.serve_raw = tf.function(serve_raw, input_signature=[
+          tf.TensorSpec(preprocess.raw_shape(plan), tf.uint8, name="images")])
+
+  def signatures(self) -> dict:
+    out = {SERVING_DEFAULT: self.serve}
+    if self.serve_raw is not None:
+      out[SERVING_RAW] = self.serve_raw
+    return out
+
+
+def _serving_record(plan) -> dict:
+  """The json's description of the signatures and of serving_raw's
+  preprocessing (every number of it)."""
+  from lottery_tf.data import preprocess  # pylint: disable=g-import-not-at-top
+  info = preprocess.describe(plan)
+  return {
+      "signatures": {
+          SERVING_DEFAULT: {"images": info["output"],
+                            "outputs": ["logits"]},
+          SERVING_RAW: {"images": info["raw_input"],
+                        "outputs": ["logits"]},
+      },
+      "preprocessing": info,
+  }
+
+
+def _plan(data: Optional[DatasetHparams]):
+  if data is None:
+    return None
+  from lottery_tf.data import preprocess  # pylint: disable=g-import-not-at-top
+  return preprocess.make_plan(data)
 
 
 def _atomic_dir(path: str, write) -> None:
-  """``write(tmp_dir)`` then move it to ``path``, replacing what was there."""
+  """``write(tmp_dir)`` then move it to ``path``, replacing what was there.
+
+  On an object store (``gs://``, ``ram://``) directories cannot be renamed:
+  ``write`` writes ``path`` itself, after the old content is removed. A
+  ticket is still never taken for whole when it is not: its ``ticket.json``
+  is written last and lists every file's sha256, which ``read_meta``
+  checks; a level's ``trained/`` counts only once the level's metrics.json
+  (written after it) exists.
+  """
   path = artifacts.writable(path)
+  if fs.is_url(path):
+    fs.rmtree(path)
+    fs.makedirs(path)
+    write(path)
+    return
   parent = os.path.dirname(os.path.abspath(path))
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
@@ -74,14 +142,11 @@ def _atomic_dir(path: str, write) -> None:
       shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _file_hashes(root: str) -> Dict[str, str]:
+def _file_hashes(root: str, manifest: str = TICKET_JSON) -> Dict[str, str]:
   out = {}
-  for dirpath, _, files in os.walk(root):
-    for name in files:
-      full = os.path.join(dirpath, name)
-      rel = os.path.relpath(full, root)
-      if rel != TICKET_JSON:
-        out[rel] = artifacts.sha256_file(full)
+  for rel in fs.walk_files(root):
+    if rel != manifest:
+      out[rel] = artifacts.sha256_file(fs.join(root, *rel.split("/")))
   return dict(sorted(out.items()))
 
 
@@ -92,44 +157,73 @@ def _manifest_digest(record: dict) -> str:
   return hashlib.sha256(text.encode()).hexdigest()
 
 
-def save(path: str, model: keras.Model, meta: dict) -> str:
-  """Exports a wrapped model holding rewind weights x mask as a ticket."""
+def _write_saved_model(tmp: str, module: _TicketModule, meta: dict,
+                       manifest: str, plan) -> None:
+  """The SavedModel, then its json: ``meta`` + the serving record + every
+  file's sha256 + the json's own digest (written last, so a half-written
+  directory never verifies)."""
+  tf.saved_model.save(module, tmp, signatures=module.signatures())
+  record = dict(meta)
+  record["format_version"] = FORMAT_VERSION
+  if plan is not None:
+    record.update(_serving_record(plan))
+  record["files"] = _file_hashes(tmp, manifest)
+  record["manifest_sha256"] = _manifest_digest(record)
+  artifacts.write_json(os.path.join(tmp, manifest), record)
+
+
+def save(path: str, model: keras.Model, meta: dict,
+         data: Optional[DatasetHparams] = None) -> str:
+  """Exports a wrapped model holding rewind weights x mask as a ticket.
+
+  ``data``: the hparams the network was trained on; with them the ticket
+  gets the ``serving_raw`` signature and ticket.json its ``preprocessing``.
+  """
   from lottery_tf import pruning  # pylint: disable=g-import-not-at-top
   masks = pruning.get_masks(model)
+  plan = _plan(data)
 
   def write(tmp):
-    module = _TicketModule(model, with_masks=True)
-    tf.saved_model.save(module, tmp,
-                        signatures={"serving_default": module.serve})
-    record = dict(meta)
-    record["format_version"] = FORMAT_VERSION
-    record["masks"] = sorted(masks)
-    record["files"] = _file_hashes(tmp)
-    record["manifest_sha256"] = _manifest_digest(record)
-    artifacts.write_json(os.path.join(tmp, TICKET_JSON), record)
+    module = _TicketModule(model, with_masks=True, plan=plan)
+    _write_saved_model(tmp, module, dict(meta, masks=sorted(masks)),
+                       TICKET_JSON, plan)
 
   _atomic_dir(path, write)
   return path
 
 
-def save_trained(path: str, model: keras.Model) -> str:
-  """The trained sparse network as a SavedModel, wrappers stripped.
+def save_trained(path: str, model: keras.Model,
+                 data: Optional[DatasetHparams] = None,
+                 meta: Optional[dict] = None) -> str:
+  """The trained sparse network as a plain tf.Module SavedModel (not Keras
+  format), wrappers stripped.
 
   ``tf.saved_model.load(path)``: ``weights`` (``layer/weight`` -> variable,
   pruned entries exactly 0; no masks or tfmot variables) and the
   ``serving_default`` signature returning logits. ``model`` may be wrapped.
+  With ``data`` (its training hparams) also ``serving_raw``, and
+  ``assets/trained.json`` (``meta``, the preprocessing, file sha256s) that
+  ``read_trained_meta`` verifies.
   """
+  plan = _plan(data)
+
   def write(tmp):
-    module = _TicketModule(model, with_masks=False)
-    tf.saved_model.save(module, tmp,
-                        signatures={"serving_default": module.serve})
+    module = _TicketModule(model, with_masks=False, plan=plan)
+    _write_saved_model(tmp, module, dict(meta or {}), TRAINED_JSON, plan)
+
   _atomic_dir(path, write)
   return path
 
 
 def load_trained_weights(path: str, flag: str = "--ticket"
                          ) -> Dict[str, np.ndarray]:
-  """The weights of a level's ``trained/`` network, by ``layer/weight``."""
+  """The weights of a level's ``trained/`` network, by ``layer/weight``.
+
+  Verified against ``assets/trained.json`` when it has one (networks saved
+  before it existed have none and load as they are).
+  """
+  if fs.exists(os.path.join(path, TRAINED_JSON)):
+    read_trained_meta(path, flag)
   try:
     loaded = tf.saved_model.load(path)
     return {str(k): v.numpy() for k, v in loaded.weights.items()}
@@ -140,11 +234,20 @@ def load_trained_weights(path: str, flag: str = "--ticket"
 
 def read_meta(path: str, flag: str = "--ticket") -> dict:
   """ticket.json after checking every file's sha256; UserError otherwise."""
-  meta_path = os.path.join(path, TICKET_JSON)
-  if not os.path.isdir(path):
-    raise UserError(f"{flag}: {path} is not a ticket directory")
-  if not os.path.exists(meta_path):
-    raise UserError(f"{flag}: {meta_path} is missing; not a lottery_tf ticket")
+  return _verified(path, flag, TICKET_JSON, "ticket")
+
+
+def read_trained_meta(path: str, flag: str = "--ticket") -> dict:
+  """A ``trained/`` network's trained.json, verified as ``read_meta`` does."""
+  return _verified(path, flag, TRAINED_JSON, "trained network")
+
+
+def _verified(path: str, flag: str, manifest: str, what: str) -> dict:
+  meta_path = os.path.join(path, manifest)
+  if not fs.isdir(path):
+    raise UserError(f"{flag}: {path} is not a {what} directory")
+  if not fs.exists(meta_path):
+    raise UserError(f"{flag}: {meta_path} is missing; not a lottery_tf {what}")
   try:
     meta = artifacts.read_json(meta_path)
     expected = dict(meta["files"])
@@ -152,19 +255,19 @@ def read_meta(path: str, flag: str = "--ticket") -> dict:
   except (ValueError, KeyError, TypeError) as e:
     raise UserError(f"{flag}: {meta_path} is corrupt ({e})") from e
   if recorded != _manifest_digest(meta):
-    raise UserError(f"{flag}: ticket file {meta_path} was modified (sha256 "
+    raise UserError(f"{flag}: {what} file {meta_path} was modified (sha256 "
                     "mismatch); refusing to load it")
-  actual = _file_hashes(path)
+  actual = _file_hashes(path, manifest)
   for rel, digest in expected.items():
     if rel not in actual:
-      raise UserError(f"{flag}: ticket file {os.path.join(path, rel)} is "
+      raise UserError(f"{flag}: {what} file {os.path.join(path, rel)} is "
                       "missing")
     if actual[rel] != digest:
-      raise UserError(f"{flag}: ticket file {os.path.join(path, rel)} was "
+      raise UserError(f"{flag}: {what} file {os.path.join(path, rel)} was "
                       "modified (sha256 mismatch); refusing to load it")
   extra = set(actual) - set(expected)
   if extra:
-    raise UserError(f"{flag}: unexpected file(s) in ticket {path}: "
+    raise UserError(f"{flag}: unexpected file(s) in {what} {path}: "
                     f"{', '.join(sorted(extra))}")
   return meta
 
@@ -227,14 +330,13 @@ def export(ticket: Ticket, export_dir: str) -> str:
   """
   artifacts.prepare_output_dir(export_dir, "--export_dir")
   dest = os.path.join(export_dir, "ticket")
-  if os.path.abspath(dest) == os.path.abspath(ticket.path):
+  if fs.abspath(dest) == fs.abspath(ticket.path):
     raise UserError("--export_dir: would overwrite the ticket itself")
-  _atomic_dir(dest, lambda tmp: shutil.copytree(ticket.path, tmp,
-                                                dirs_exist_ok=True))
+  _atomic_dir(dest, lambda tmp: fs.copytree(ticket.path, tmp))
   read_meta(dest, "--export_dir")  # the copy verifies too
   artifacts.write_npz(os.path.join(export_dir, "masks.npz"), ticket.masks)
   artifacts.write_npz(os.path.join(export_dir, "weights.npz"), ticket.weights)
-  summary = {"source": os.path.abspath(ticket.path), "ticket": dest,
+  summary = {"source": fs.abspath(ticket.path), "ticket": dest,
              "model": ticket.model_name, "level": ticket.meta.get("level"),
              "density": ticket.meta.get("density"),
              "versions": artifacts.library_versions()}
@@ -243,5 +345,6 @@ def export(ticket: Ticket, export_dir: str) -> str:
   return path
 
 
-__all__ = ["Ticket", "export", "load", "load_trained_weights", "read_meta",
-           "save", "save_trained"]
+__all__ = ["SERVING_DEFAULT", "SERVING_RAW", "TICKET_JSON", "TRAINED_JSON",
+           "Ticket", "export", "load", "load_trained_weights", "read_meta",
+           "read_trained_meta", "save", "save_trained"]
