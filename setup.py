@@ -41,6 +41,14 @@ setup(
         f"tf-keras=={TF_MINOR}.*",
         "tensorflow-model-optimization==0.8.1",
         "tensorflow-datasets>=4.9,<5",
+        # TFDS imports these only on its download-and-prepare path and does
+        # not declare them for our Pythons, so without them a fresh install
+        # fails on the first dataset it prepares: importlib_resources (every
+        # builder, to find its checksums file; TFDS requires it only for
+        # Python < 3.9) and scipy (the SVHN builder reads .mat files).
+        # tests/test_tfds_builders.py prepares each dataset for real.
+        "importlib_resources",
+        "scipy",
         # tfmot 0.8.1 declares absl-py~=1.2.
         "absl-py>=1.2,<2",
         "numpy",

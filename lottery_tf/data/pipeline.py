@@ -45,8 +45,10 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow_datasets as tfds
 
+from lottery_tf import fs
 from lottery_tf._keras import tf
 from lottery_tf.data import embedded
+from lottery_tf.data import prepare
 from lottery_tf.data import preprocess
 from lottery_tf.data import registry
 from lottery_tf.errors import UserError
@@ -106,24 +108,44 @@ def _data_dir(hp: DatasetHparams) -> Optional[str]:
 
 
 def _builder(spec: registry.DatasetSpec, hp: DatasetHparams):
-  """The TFDS builder of `spec`, its data generated or downloaded if needed."""
+  """The TFDS builder of `spec`, its data generated or downloaded if needed.
+
+  Data that cannot be prepared here (no network, no ImageNet archives, a
+  module TFDS needs missing) is a one-line UserError at once, never a long
+  retry loop (`prepare`).
+  """
   data_dir = _data_dir(hp)
   if spec.embedded:
     embedded.prepare(spec.tfds_name, data_dir or "")
   builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
   if not spec.embedded:
+    where = data_dir or embedded.default_data_dir()
     # A no-op when the data is there (and under tfds.testing.mock_data).
     try:
-      builder.download_and_prepare()
-    except Exception as e:  # pylint: disable=broad-except
-      where = data_dir or embedded.default_data_dir()
-      detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+      prepare.prepare(builder, spec.name, spec.tfds_name, where)
+    except UserError:
+      raise
+    except ImportError as e:
+      # TFDS imports some modules only on its download path: a missing one
+      # shows up only here, on the first dataset a fresh install prepares.
+      module = e.name or str(e)
       raise UserError(
-          f"--dataset: {spec.name} is not prepared in {where} and TFDS could "
-          f"not download it ({type(e).__name__}: {detail}); prepare it on a "
-          f"machine with network access (`tfds build {spec.tfds_name}`) and "
-          "point --data_dir at it") from e
+          f"--dataset: {spec.name} is not prepared in {where} (--data_dir) "
+          f"and TFDS cannot prepare it without the Python module {module} "
+          f"({type(e).__name__}: {_first_line(e)}); install it (`pip install "
+          f"{module}`, or reinstall lottery_tf), or "
+          f"{prepare.elsewhere(spec.tfds_name)}") from e
+    except Exception as e:  # pylint: disable=broad-except
+      raise UserError(
+          f"--dataset: {spec.name} is not prepared in {where} (--data_dir) "
+          f"and TFDS could not download it ({type(e).__name__}: "
+          f"{_first_line(e)}); {prepare.elsewhere(spec.tfds_name)}") from e
   return builder
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip()
+  return text.splitlines()[0][:200] if text else ""
 
 
 def _read(builder, spec, split: str):
@@ -165,9 +187,8 @@ def _label_counts(builder, spec, split: str) -> np.ndarray:
   stored = {}
   if known:
     try:
-      with open(path, encoding="utf-8") as f:
-        stored = json.load(f)
-    except (OSError, ValueError):
+      stored = json.loads(fs.read_bytes(path).decode("utf-8"))
+    except (OSError, ValueError, tf.errors.OpError):
       stored = {}
     if split in stored and len(stored[split]) == spec.num_classes:
       _LABEL_COUNTS[key] = np.array(stored[split], np.int64)
@@ -181,10 +202,10 @@ def _label_counts(builder, spec, split: str) -> np.ndarray:
     stored[split] = counts.tolist()
     try:  # Best effort: the data dir may be read-only.
       tmp = f"{path}.{os.getpid()}.tmp"
-      with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(stored, f)
-      os.replace(tmp, path)
-    except OSError:
+      with fs.open(tmp, "w") as f:
+        f.write(json.dumps(stored))
+      fs.rename(tmp, path, overwrite=True)
+    except (OSError, tf.errors.OpError):
       pass
   return counts
 
