@@ -256,7 +256,10 @@ class LotteryRunner:
       model, _ = self._session()
       return {k: np.ones_like(v) for k, v in pruning.get_masks(model).items()}
     own = os.path.join(level_dir(self.exp_dir, level), "mask.npz")
-    if fs.exists(artifacts.readable(own)):
+    # Where this process writes it: a worker other than the chief keeps its
+    # own copy (from its own next_mask.npz) whether or not the chief, which
+    # may be ahead, has written the level's already.
+    if fs.exists(artifacts.writable(own)):
       return artifacts.read_npz(own)
     masks = artifacts.read_npz(
         os.path.join(level_dir(self.exp_dir, level - 1), "next_mask.npz"))
