@@ -580,9 +580,6 @@ class PruningHparamsTest(tf.test.TestCase, parameterized.TestCase):
       PruningHparams(**changes).validate()
 
 
-if __name__ == "__main__":
-  tf.test.main()
-
 
 def test_conv_layers_at_their_own_rate_layerwise_and_global():
   """Frankle & Carbin's Conv-2: conv 10%, dense 20%, output 10% per round."""
@@ -698,3 +695,7 @@ def test_pruning_counts_as_the_help_and_readme_say():
       os.path.abspath(__file__))), "README.md"), encoding="utf-8").read()
   assert "### How pruning counts" in readme
   assert "3,058" in readme and "2,062" in readme and "`ceil(p·R)+1`" in readme
+
+
+if __name__ == "__main__":
+  tf.test.main()

@@ -1,9 +1,19 @@
 """PruningHparams: how masks are computed between IMP rounds."""
 import dataclasses
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import Hparams, field
+
+#: The classifier's name in lottery_tf's model zoo (models.CLASSIFIER_NAME);
+#: repeated here so pruning does not import the model registry.
+OUTPUT_LAYER = "logits"
+
+
+def output_rate_error(rate: float, layer: str, why: str) -> str:
+  """The one message for an output-layer rate with no pruned layer to use."""
+  return (f"--output_layer_fraction={rate:g} is the rate of the classifier "
+          f"{layer!r}, and {why}; drop one of the two")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +62,28 @@ class PruningHparams(Hparams):
     """The conv layers' own rate, or None to prune them like the others."""
     return None if self.conv_layer_fraction < 0 else self.conv_layer_fraction
 
+  def check_output_rate(self, pruned: Optional[Iterable[str]] = None,
+                        model_name: str = "") -> None:
+    """UserError naming both flags when the classifier's rate has no layer.
+
+    The rate of ``--output_layer_fraction`` is the classifier's (``logits``)
+    only and is never moved to another layer. From the flags alone
+    (``pruned`` None) or also from the layers a model prunes.
+    """
+    if self.output_fraction() is None:
+      return
+    ignored = self.ignored_layers()
+    if OUTPUT_LAYER in ignored:
+      why = f"--layers_to_ignore={self.layers_to_ignore} leaves it unpruned"
+    elif self.prune_only:
+      why = f"--prune_only={self.prune_only} leaves it unpruned"
+    elif pruned is not None and OUTPUT_LAYER not in set(pruned):
+      why = f"model {model_name!r} prunes no layer named {OUTPUT_LAYER!r}"
+    else:
+      return
+    raise UserError(output_rate_error(self.output_layer_fraction,
+                                      OUTPUT_LAYER, why))
+
   def validate(self) -> None:
     """Raises UserError naming the flag for an out-of-range value."""
     from lottery_tf.pruning import masks  # pylint: disable=g-import-not-at-top
@@ -70,20 +102,7 @@ class PruningHparams(Hparams):
     if self.prune_only not in ("", "conv"):
       raise UserError(f"--prune_only: {self.prune_only!r} is not one of: '' "
                       "(conv and dense layers), conv")
-    # The classifier's own rate needs the classifier pruned; it is never
-    # moved to another layer.
-    if self.output_fraction() is not None:
-      if "logits" in self.ignored_layers():
-        why = f"--layers_to_ignore={self.layers_to_ignore}"
-      elif self.prune_only == "conv":
-        why = "--prune_only=conv"
-      else:
-        why = None
-      if why:
-        raise UserError(
-            f"--output_layer_fraction={self.output_layer_fraction:g} is the "
-            f"rate of the classifier `logits`, and {why} leaves it unpruned; "
-            "drop one of the two")
+    self.check_output_rate()
     parts = [s.strip() for s in self.layers_to_ignore.split(",")]
     if self.layers_to_ignore.strip() and not all(parts):
       raise UserError(f"--layers_to_ignore: {self.layers_to_ignore!r} has an "

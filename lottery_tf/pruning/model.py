@@ -9,12 +9,10 @@ import numpy as np
 from lottery_tf._keras import keras
 from lottery_tf.errors import UserError
 from lottery_tf.pruning import masks as masks_lib
+from lottery_tf.pruning.hparams import OUTPUT_LAYER
+from lottery_tf.pruning.hparams import output_rate_error
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.pruning.wrap import wrappers
-
-#: The classifier's name in lottery_tf's model zoo (models.CLASSIFIER_NAME);
-#: repeated here so pruning does not import the model registry.
-OUTPUT_LAYER = "logits"
 
 
 def _pairs(model):
@@ -92,18 +90,8 @@ def check_rates(model: keras.Model, hp: PruningHparams) -> None:
   # Shapes only: works on a model built in a throwaway graph.
   ndims = {name: len(kernel.shape) for name, (kernel, _) in
            _pairs(model).items()}
+  hp.check_output_rate(ndims, model.name)
   ignored = set(hp.ignored_layers())
-  if hp.output_fraction() is not None and (
-      OUTPUT_LAYER not in ndims or OUTPUT_LAYER in ignored):
-    if OUTPUT_LAYER in ignored:
-      why = f"--layers_to_ignore={hp.layers_to_ignore} leaves it unpruned"
-    elif hp.prune_only:
-      why = f"--prune_only={hp.prune_only} leaves it unpruned"
-    else:
-      why = f"model {model.name!r} prunes no layer named {OUTPUT_LAYER!r}"
-    raise UserError(
-        f"--output_layer_fraction={hp.output_layer_fraction} is the rate of "
-        f"the classifier {OUTPUT_LAYER!r}, and {why}; drop one of the two")
   if hp.conv_fraction() is not None and not any(
       d >= 3 for n, d in ndims.items() if n not in ignored):
     extra = (f" (--layers_to_ignore={hp.layers_to_ignore})"
@@ -166,10 +154,10 @@ def prune(model: keras.Model,
     output_layer = OUTPUT_LAYER
   if output_fraction is not None and (output_layer not in kernels
                                       or output_layer in ignore):
-    raise UserError(
-        f"--output_layer_fraction: the output layer {output_layer!r} is not "
-        f"pruned in model {model.name!r} (see --layers_to_ignore, "
-        "--prune_only); its rate cannot apply")
+    why = (f"ignore={list(ignore)} leaves it unpruned"
+           if output_layer in ignore else
+           f"model {model.name!r} prunes no layer named {output_layer!r}")
+    raise UserError(output_rate_error(output_fraction, output_layer, why))
   own_fractions = None
   if hp is not None and hp.conv_fraction() is not None:
     # Frankle & Carbin prune Conv-2/4/6's conv layers at their own rate.
