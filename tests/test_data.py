@@ -114,6 +114,32 @@ def test_concurrent_preparation_is_safe(tmp_path):
   assert info.num_examples["train"] == 1437
 
 
+def test_embedded_dataset_on_a_url_data_dir(data_dir, tmp_path):
+  """--data_dir=gs://...: generated locally, copied through tf.io.gfile with
+  dataset_info.json last; the copy reads back as the same examples.
+
+  ram:// stands in for gs:// here. TFDS itself reads gs:// through
+  etils.epath, which has no ram:// scheme, so the copy is brought back to
+  local disk (fs.copytree) and loaded from there.
+  """
+  from lottery_tf import fs
+  url = "ram://lottery_tf_test_data/tfds"
+  embedded.prepare("digits", url)
+  files = fs.walk_files(url)
+  assert "digits/1.0.0/dataset_info.json" in files
+  assert any(".tfrecord" in f for f in files)
+  assert not any("lock" in f for f in files)
+  embedded.prepare("digits", url)  # Prepared: nothing is rebuilt.
+  assert fs.walk_files(url) == files
+  fs.copytree(url, str(tmp_path))
+  x, y = _all(data.load(_hp(str(tmp_path), dataset="digits"), "test",
+                        batch_size=500))
+  x0, y0 = _all(data.load(_hp(data_dir, dataset="digits"), "test",
+                          batch_size=500))
+  np.testing.assert_array_equal(y, y0)
+  np.testing.assert_array_equal(x, x0)
+
+
 # ---------------------------------------------------------------------------
 # Order, augmentation, determinism.
 

@@ -22,10 +22,13 @@ import contextlib
 import io
 import os
 import sys
+import tempfile
 
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+
+from lottery_tf import fs
 
 #: Seed of the fixed train/test permutation. Changing it changes the dataset.
 SPLIT_SEED = 0
@@ -200,6 +203,9 @@ def prepare(name: str, data_dir: str = "") -> None:
   the data ready. Takes a few seconds the first time.
   """
   data_dir = os.path.expanduser(data_dir) if data_dir else default_data_dir()
+  if fs.is_url(data_dir):
+    _prepare_at_url(name, data_dir)
+    return
   os.makedirs(data_dir, exist_ok=True)
   # TFDS announces a build on stdout, draws progress bars on stderr and logs
   # absl warnings: noise around a CLI whose last stdout line is
@@ -211,3 +217,36 @@ def prepare(name: str, data_dir: str = "") -> None:
       builder = BUILDERS[name](data_dir=data_dir)  # Re-check under the lock.
       if not builder.is_prepared():
         builder.download_and_prepare()
+
+
+def _prepare_at_url(name: str, data_dir: str) -> None:
+  """Generates the dataset on local disk and copies it to ``data_dir``.
+
+  TFDS's own writing renames a finished temporary directory into place,
+  which object stores (``gs://``) do file by file and ``ram://`` not at all;
+  and a lock file means nothing there. The files are generated locally,
+  then copied with ``dataset_info.json`` (what marks a TFDS dataset
+  prepared) last. Two processes doing this at once copy the same bytes.
+  """
+  cls = BUILDERS[name]
+  # Not cls(data_dir=data_dir).is_prepared(): TFDS reaches paths through
+  # etils.epath, which knows gs://, s3://, az:// and hf:// but not every
+  # scheme tf.io.gfile has (ram://).
+  target = fs.join(data_dir, cls.name, str(cls.VERSION))
+  if fs.exists(fs.join(target, "dataset_info.json")):
+    return
+  with _quiet_tfds():
+    with tempfile.TemporaryDirectory(prefix="lottery_tf-embedded-") as tmp:
+      builder = cls(data_dir=tmp)
+      builder.download_and_prepare()
+      local = os.fspath(builder.data_dir)
+      fs.makedirs(target)
+      files = sorted(fs.walk_files(local),
+                     key=lambda f: (f == "dataset_info.json", f))
+      for f in files:
+        dst = fs.join(target, *f.split("/"))
+        fs.makedirs(dst.rsplit("/", 1)[0])
+        with open(os.path.join(local, *f.split("/")), "rb") as src:
+          data = src.read()
+        with fs.open(dst, "wb") as out:
+          out.write(data)
