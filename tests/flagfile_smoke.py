@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+import time
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
@@ -61,6 +62,14 @@ def _first_of(path, flag):
   return []
 
 
+def _last_of(path, flag):
+  with open(path) as f:
+    for line in f:
+      if line.startswith(f"--{flag}="):
+        return [f"--{flag}=" + line.strip().split("=", 1)[1].split(",")[-1]]
+  return []
+
+
 #: Presets asking for bigger images (224x224 ImageNet/Places365 sources) run
 #: at this size; --preprocessing=imagenet still crops and resizes to it.
 SMOKE_IMAGE_SIZE = 32
@@ -79,6 +88,10 @@ def command_overrides(path, command):
   extra = list(COMMAND_OVERRIDES.get(command, [])) + _image_size_override(path)
   if command == "grid":
     extra += _first_of(path, "sources") + _first_of(path, "targets")
+    # One cell: the first source optimizer, the last target optimizer
+    # (sgd -> adam in the optimizer-transfer grid).
+    extra += _first_of(path, "source_optimizers")
+    extra += _last_of(path, "target_optimizers")
   return extra
 
 
@@ -101,6 +114,46 @@ def check_training_flags(path):
   distribute.validate(cli_flags.from_flags(TrainingHparams))
 
 
+def _hparam_classes():
+  from lottery_tf.analysis.hparams import LMCHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.diet.hparams import DietHparams, ScoreHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.hparams import DatasetHparams, ModelHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.lottery.hparams import LotteryHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.pruning.hparams import PruningHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.transfer.grid import GridHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.transfer.hparams import TransferHparams  # pylint: disable=g-import-not-at-top
+  return (DatasetHparams, ModelHparams, TrainingHparams, PruningHparams,
+          LotteryHparams, TransferHparams, GridHparams, ScoreHparams,
+          DietHparams, LMCHparams)
+
+
+def validate_only(paths):
+  """Parses each preset as the CLI does and validates every hparam group
+  its flags fill, without training: `flagfile_smoke.py --validate CFG...`."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  checked = {}
+  for path in paths:
+    command = command_of(path)
+    check_training_flags(path)
+    groups = []
+    for cls in _hparam_classes():
+      names = [f.name for f in dataclasses.fields(cls)]
+      if not all(n in FLAGS for n in names):
+        continue
+      hp = cli_flags.from_flags(cls)
+      if cls.__name__ == "GridHparams":
+        if command != "grid":
+          continue  # Its default (no sources) is not a grid.
+        hp.validate(FLAGS.levels)
+      elif cls.__name__ == "LotteryHparams" and command == "diet":
+        continue  # Each arm fills in its pre-training subset (DietHparams).
+      elif hasattr(hp, "validate"):
+        hp.validate()
+      groups.append(cls.__name__)
+    checked[os.path.basename(path)] = groups
+  print(json.dumps(checked))
+
+
 def main(out_dir, paths):
   results = {}
   with tfds.testing.mock_data(num_examples=24):
@@ -110,9 +163,15 @@ def main(out_dir, paths):
       FLAGS.unparse_flags()
       FLAGS(["lottery_tf", f"--flagfile={path}", *OVERRIDES,
              *command_overrides(path, command), f"--output_dir={out_dir}"])
+      began = time.time()
       results[os.path.basename(path)] = commands.COMMANDS[command]()
+      print(f"{os.path.basename(path)}: {time.time() - began:.1f} s",
+            file=sys.stderr, flush=True)
   print(json.dumps(results))
 
 
 if __name__ == "__main__":
-  main(sys.argv[1], sys.argv[2:])
+  if sys.argv[1] == "--validate":
+    validate_only(sys.argv[2:])
+  else:
+    main(sys.argv[1], sys.argv[2:])

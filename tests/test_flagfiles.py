@@ -78,9 +78,67 @@ def test_grids_with_imagenet_or_places365_sources_run_mirrored():
     assert "8 GPUs" in _hardware_header(open(path).read()), name
 
 
-def test_every_preset_runs_a_few_steps_on_mock_data(tmp_path):
+#: The presets `make test` runs: between them every command, model, dataset,
+#: strategy, precision, preprocessing and optimizer any preset names (pinned
+#: by test_smoke_set_covers_every_preset). The others differ from one of
+#: these only in values; all are parsed and validated below, and all run
+#: under `make reproduce` (test_every_preset_runs_a_few_steps_on_mock_data).
+SMOKE = (
+    "demo_mnist5k.cfg", "diet_demo.cfg", "diet_el2n_cifar10.cfg",
+    "frankle_conv2_cifar10.cfg",
+    "frankle_conv4_cifar10.cfg", "frankle_conv6_cifar10.cfg",
+    "frankle_instability_resnet20_cifar10.cfg",
+    "frankle_lenet300100_mnist.cfg", "mehta_resnet_cifar10_to_smallnorb.cfg",
+    "mehta_resnet_cifar10_to_fashion_mnist.cfg",
+    "morcos_resnet50_imagenet.cfg",
+    "morcos_vgg19_places365.cfg", "morcos_vgg19_svhn.cfg",
+    "morcos_vgg19_cifar100.cfg",
+    "openlth_vgg16_cifar10.cfg", "transfer_demo.cfg")
+
+_COVERED = ("model", "dataset", "sources", "targets", "source_optimizers",
+            "target_optimizers", "optimizer", "strategy", "mixed_precision",
+            "preprocessing", "head", "transfer_weights", "prune_only")
+
+
+_SAME = {"sources": "dataset", "targets": "dataset",
+         "source_optimizers": "optimizer", "target_optimizers": "optimizer"}
+
+
+def _features(path):
+  """What code a preset reaches: its command and the named things it uses
+  (datasets without their class selection, `mnist_5k[0-4]` -> mnist_5k)."""
+  text = open(path).read()
+  out = {("command", re.search(r"^#\s*Run:\s*lottery_tf\s+(\w+)", text,
+                               re.M).group(1))}
+  values = _flag_values(path)
+  for key in _COVERED:
+    items = [i for i in re.split(r",(?![^\[]*\])", values.get(key, "")) if i]
+    # A grid smoke-runs one cell (flagfile_smoke.command_overrides): its
+    # first source and target, first source and last target optimizer.
+    # Every dataset's own pipeline is tested in test_data.
+    if key in ("sources", "targets", "source_optimizers"):
+      items = items[:1]
+    elif key == "target_optimizers":
+      items = items[-1:]
+    for item in items:
+      if item:
+        out.add((_SAME.get(key, key), re.sub(r"\[.*\]$", "", item)))
+  return out
+
+
+def test_smoke_set_covers_every_preset():
+  names = {os.path.basename(p) for p in FLAGFILES}
+  assert set(SMOKE) <= names, sorted(set(SMOKE) - names)
+  everything = set().union(*(_features(p) for p in FLAGFILES))
+  smoked = set().union(*(_features(p) for p in FLAGFILES
+                         if os.path.basename(p) in SMOKE))
+  assert everything - smoked == set(), (
+      "add a preset using these to SMOKE", sorted(everything - smoked))
+
+
+def _smoke(tmp_path, paths):
   # Two processes, one per core: TensorFlow starts once in each.
-  halves = [FLAGFILES[0::2], FLAGFILES[1::2]]
+  halves = [paths[0::2], paths[1::2]]
   procs = [subprocess.Popen(
       [sys.executable, os.path.join(REPO, "tests", "flagfile_smoke.py"),
        str(tmp_path / f"part{i}"), *half],
@@ -88,11 +146,33 @@ def test_every_preset_runs_a_few_steps_on_mock_data(tmp_path):
       env=clean_env(), cwd=REPO) for i, half in enumerate(halves) if half]
   results = {}
   for proc in procs:
-    out, err = proc.communicate(timeout=1200)
+    out, err = proc.communicate(timeout=1800)
     assert proc.returncode == 0, err[-4000:]
     results.update(json.loads(out.strip().splitlines()[-1]))
-  assert sorted(results) == sorted(os.path.basename(p) for p in FLAGFILES)
+  assert sorted(results) == sorted(os.path.basename(p) for p in paths)
   for name, path in results.items():
     assert os.path.exists(path), name
     summary = json.load(open(path))
     assert summary.get("rows") or summary.get("runs"), name
+
+
+def test_every_preset_parses_and_validates():
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "tests", "flagfile_smoke.py"),
+       "--validate", *FLAGFILES], capture_output=True, text=True,
+      env=clean_env(), cwd=REPO, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  checked = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert sorted(checked) == sorted(os.path.basename(p) for p in FLAGFILES)
+  for name, groups in checked.items():
+    assert {"DatasetHparams", "ModelHparams", "TrainingHparams",
+            "PruningHparams"} <= set(groups), (name, groups)
+
+
+def test_the_smoke_set_runs_a_few_steps_on_mock_data(tmp_path):
+  _smoke(tmp_path, [p for p in FLAGFILES if os.path.basename(p) in SMOKE])
+
+
+@pytest.mark.slow
+def test_every_preset_runs_a_few_steps_on_mock_data(tmp_path):
+  _smoke(tmp_path, FLAGFILES)
