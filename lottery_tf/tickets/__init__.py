@@ -1,7 +1,14 @@
 """Tickets: a mask plus the rewind-point weights, exported as a SavedModel.
 
-``tf.saved_model.load(path)`` works in a plain TensorFlow process without
-lottery_tf: the loaded object has ``weights`` (``layer/weight`` -> variable,
+lottery_tf reads a ticket as data only: ``assets/ticket.json`` and the
+variables, through TensorFlow's checkpoint reader on ``variables/``; the
+network is rebuilt from lottery_tf's own model registry and checked against
+the shapes ticket.json records. It never loads the SavedModel's graph, which
+would run whatever ops its author put there (see ``read_variables``).
+
+For serving without lottery_tf, ``tf.saved_model.load(path)`` works in a
+plain TensorFlow process (and runs the graph: do it only with tickets you
+trust that far): the loaded object has ``weights`` (``layer/weight`` -> variable,
 rewind-point values with pruned entries at 0), ``masks`` (layer -> 0/1
 variable) and a ``serving_default`` signature returning the masked network's
 ``logits``. ``assets/ticket.json`` records the provenance and a sha256 of
@@ -165,6 +172,11 @@ def _write_saved_model(tmp: str, module: _TicketModule, meta: dict,
   tf.saved_model.save(module, tmp, signatures=module.signatures())
   record = dict(meta)
   record["format_version"] = FORMAT_VERSION
+  # What a reader checks the variables against (``read_variables``).
+  record["shapes"] = {
+      group: {str(k): [int(d) for d in v.shape]
+              for k, v in getattr(module, group).items()}
+      for group in ("weights", "masks") if getattr(module, group)}
   if plan is not None:
     record.update(_serving_record(plan))
   record["files"] = _file_hashes(tmp, manifest)
@@ -222,14 +234,81 @@ def load_trained_weights(path: str, flag: str = "--ticket"
   Verified against ``assets/trained.json`` when it has one (networks saved
   before it existed have none and load as they are).
   """
+  meta = {}
   if fs.exists(os.path.join(path, TRAINED_JSON)):
-    read_trained_meta(path, flag)
+    meta = read_trained_meta(path, flag)
+  elif not fs.isdir(path):
+    raise UserError(f"{flag}: {path} is not a trained network directory")
+  return read_variables(path, flag, meta, TRAINED_JSON)["weights"]
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip()
+  return text.splitlines()[0] if text else type(e).__name__
+
+
+def read_variables(path: str, flag: str, meta: dict,
+                   manifest: str = TICKET_JSON) -> Dict[str, Dict[str, np.ndarray]]:
+  """``{"weights": {...}, "masks": {...}}`` of a ticket or trained network,
+  read as tensors: the SavedModel's graph is never loaded or run.
+
+  The variables come from the checkpoint in ``variables/`` (TensorFlow's
+  checkpoint reader; works on gs:// and ram:// paths), found by name through
+  its object graph (a protobuf, parsed as data). Shapes and dtypes are
+  checked against ``shapes`` in the json when it records them (tickets
+  written before it did are checked against the rebuilt network later).
+  """
+  from tensorflow.core.protobuf import trackable_object_graph_pb2  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+  prefix = os.path.join(path, "variables", "variables")
   try:
-    loaded = tf.saved_model.load(path)
-    return {str(k): v.numpy() for k, v in loaded.weights.items()}
-  except (OSError, ValueError, tf.errors.OpError, AttributeError) as e:
-    raise UserError(f"{flag}: cannot load the trained network in {path}"
-                    ) from e
+    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    root = graph.nodes[0]
+    out = {}
+    for group in ("weights", "masks"):
+      out[group] = {}
+      node = [c.node_id for c in root.children if c.local_name == group]
+      if not node:
+        continue
+      for child in graph.nodes[node[0]].children:
+        keys = [a.checkpoint_key for a in graph.nodes[child.node_id].attributes
+                if a.name == "VARIABLE_VALUE"]
+        if len(keys) != 1:
+          raise ValueError(f"{group}/{child.local_name} is not one variable")
+        value = reader.get_tensor(keys[0])
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+          raise ValueError(f"{group}/{child.local_name} is not a numeric "
+                           "tensor")
+        out[group][str(child.local_name)] = value
+  except (tf.errors.OpError, ValueError, IndexError, TypeError,
+          AttributeError) as e:  # DecodeError is a ValueError.
+    raise UserError(f"{flag}: cannot read the variables of {prefix} "
+                    f"({_first_line(e)})") from e
+  if not out["weights"]:
+    raise UserError(f"{flag}: {prefix} holds no weights; not a lottery_tf "
+                    "ticket or trained network")
+  recorded = meta.get("shapes")
+  if recorded is not None:
+    where = os.path.join(path, manifest)
+    try:
+      recorded = {g: {str(k): [int(d) for d in v] for k, v in dict(r).items()}
+                  for g, r in dict(recorded).items()}
+    except (TypeError, ValueError) as e:
+      raise UserError(f"{flag}: {where}: shapes is not "
+                      "{group: {name: [dims]}}") from e
+    for group, values in out.items():
+      want = recorded.get(group, {})
+      have = {k: list(v.shape) for k, v in values.items()}
+      if have != want:
+        diff = sorted(k for k in set(have) | set(want)
+                      if have.get(k) != want.get(k))
+        name = diff[0]
+        raise UserError(
+            f"{flag}: {prefix} disagrees with {where}: {group} {name!r} has "
+            f"shape {have.get(name)} in the variables and {want.get(name)} "
+            "recorded; refusing to load it")
+  return out
 
 
 def read_meta(path: str, flag: str = "--ticket") -> dict:
@@ -278,6 +357,7 @@ class Ticket:
   meta: dict
   weights: Dict[str, np.ndarray]
   masks: Dict[str, np.ndarray]
+  flag: str = "--ticket"
 
   @property
   def model_name(self) -> str:
@@ -292,34 +372,61 @@ class Ticket:
     """
     from lottery_tf import models, pruning  # pylint: disable=g-import-not-at-top
     from lottery_tf.training.rewind import load_weights  # pylint: disable=g-import-not-at-top
-    input_shape = tuple(input_shape or self.meta["input_shape"])
-    num_classes = num_classes or self.meta["num_classes"]
-    seed = self.meta.get("seed", 0) if seed is None else seed
-    model = models.build(self.model_name, input_shape, num_classes, seed=seed)
-    prune = self.meta.get("pruning", {})
-    ignored = [s for s in prune.get("layers_to_ignore", "").split(",") if s]
+    where = os.path.join(self.path, TICKET_JSON)
+    try:
+      input_shape = tuple(int(d) for d in (input_shape
+                                           or self.meta["input_shape"]))
+      num_classes = int(num_classes or self.meta["num_classes"])
+      seed = int(self.meta.get("seed", 0) if seed is None else seed)
+      prune = dict(self.meta.get("pruning", {}))
+      ignored = [s for s in str(prune.get("layers_to_ignore", "")).split(",")
+                 if s]
+      prune_only = str(prune.get("prune_only") or "") or None
+      name = str(self.model_name)
+    except (TypeError, ValueError) as e:
+      raise UserError(f"{self.flag}: {where}: model, input_shape, "
+                      f"num_classes, seed or pruning malformed ({e})") from e
+    model = models.build(name, input_shape, num_classes, seed=seed)
     model = pruning.wrap(model, layers_to_ignore=ignored,
-                         prune_only=prune.get("prune_only") or None)
-    load_weights(model, self.weights, skip=skip)
-    current = pruning.get_masks(model)
-    masks = {k: (current[k] if k in skip else v) for k, v in self.masks.items()
-             if k in current}
-    pruning.set_masks(model, masks)
+                         prune_only=prune_only)
+    try:
+      load_weights(model, self.weights, skip=skip)
+      current = pruning.get_masks(model)
+      missing = sorted(set(current) - set(self.masks) - set(skip))
+      if missing:
+        raise KeyError(f"no mask for pruned layer {missing[0]}")
+      extra = sorted(set(self.masks) - set(current))
+      if extra:
+        raise KeyError(f"a mask for {extra[0]}, which {name} does not prune")
+      pruning.set_masks(model, {k: (current[k] if k in skip else v)
+                                for k, v in self.masks.items()})
+    except (KeyError, ValueError, UserError) as e:
+      raise UserError(
+          f"{self.flag}: ticket {self.path} does not fit lottery_tf's "
+          f"{name} {input_shape}->{num_classes}: {str(e).strip(chr(39))}"
+          ) from e
     return model
 
 
 def load(path: str, flag: str = "--ticket") -> Ticket:
   """Verifies and reads a ticket; UserError naming the file if it is bad."""
   meta = read_meta(path, flag)
-  try:
-    loaded = tf.saved_model.load(path)
-    weights = {str(k): v.numpy() for k, v in loaded.weights.items()}
-    masks = {str(k): v.numpy() for k, v in loaded.masks.items()}
-  except (OSError, ValueError, tf.errors.OpError, AttributeError) as e:
-    raise UserError(f"{flag}: cannot load the SavedModel in {path}: "
-                    f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
-                    ) from e
-  return Ticket(path=path, meta=meta, weights=weights, masks=masks)
+  for key in ("model", "input_shape", "num_classes"):
+    if key not in meta:
+      raise UserError(f"{flag}: {os.path.join(path, TICKET_JSON)} has no "
+                      f"{key!r}; not a lottery_tf ticket")
+  variables = read_variables(path, flag, meta)
+  masks = variables["masks"]
+  bad = [k for k, v in masks.items() if not np.all((v == 0) | (v == 1))]
+  if bad:
+    raise UserError(f"{flag}: ticket {path}: the mask of {bad[0]!r} holds "
+                    "values other than 0 and 1")
+  ticket = Ticket(path=path, meta=meta, weights=variables["weights"],
+                  masks=masks, flag=flag)
+  # The architecture is lottery_tf's own, rebuilt from its registry: the
+  # ticket's variables must fit it exactly (shapes, names).
+  ticket.build()
+  return ticket
 
 
 def export(ticket: Ticket, export_dir: str) -> str:
