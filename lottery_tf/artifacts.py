@@ -16,12 +16,13 @@ import os
 import platform
 import tempfile
 import uuid
+import zipfile
 from typing import Any, Dict, List
 
 import numpy as np
 
 from lottery_tf import fs
-from lottery_tf.errors import UserError
+from lottery_tf.errors import DamagedFile, UserError
 
 
 # Multi-worker training: the workers other than the chief write what they
@@ -142,7 +143,14 @@ def write_csv(path: str, rows: List[Dict[str, Any]], first=()) -> None:
 
 
 def read_json(path: str) -> Any:
-  return json.loads(fs.read_bytes(readable(path)).decode("utf-8"))
+  """The JSON in ``path``; DamagedFile (a UserError) if it does not parse."""
+  data = fs.read_bytes(readable(path))
+  if not data.strip():
+    raise DamagedFile(path, "empty")
+  try:
+    return json.loads(data.decode("utf-8"))
+  except (ValueError, UnicodeDecodeError) as e:
+    raise DamagedFile(path, f"not whole JSON: {e}") from e
 
 
 def write_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
@@ -152,9 +160,64 @@ def write_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
 
 
 def read_npz(path: str) -> Dict[str, np.ndarray]:
-  with np.load(io.BytesIO(fs.read_bytes(readable(path))),
-               allow_pickle=False) as z:
-    return {k: z[k] for k in z.files}
+  """The arrays in ``path``: numbers only, never pickled objects.
+
+  DamagedFile (a UserError) if it is truncated, not an npz, or holds object
+  (or other non-numeric) arrays.
+  """
+  data = fs.read_bytes(readable(path))
+  if not data:
+    raise DamagedFile(path, "empty")
+  try:
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+      out = {k: z[k] for k in z.files}
+  except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile,
+          zipfile.LargeZipFile) as e:
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if "allow_pickle" in reason or "Object arrays" in reason:
+      reason = "holds object arrays"
+    raise DamagedFile(path, reason or type(e).__name__) from e
+  bad = [k for k, v in out.items() if v.dtype.kind not in "biuf"]
+  if bad:
+    raise DamagedFile(path, f"array {bad[0]!r} is {out[bad[0]].dtype}, not "
+                      "numbers")
+  return out
+
+
+def intact(path: str, read=None, log=None) -> bool:
+  """Whether ``path`` is there and reads back whole.
+
+  A damaged file is renamed to ``NAME.damaged`` (kept, not deleted: nothing
+  is lost) and reported through ``log``; the caller recomputes it. ``read``:
+  :func:`read_json` (the default for ``.json``) or :func:`read_npz`.
+  """
+  if not fs.exists(readable(path)):
+    return False
+  if read is None:
+    read = read_npz if path.endswith(".npz") else read_json
+  try:
+    read(path)
+    return True
+  except DamagedFile as e:
+    if readable(path) != writable(path):
+      return False  # Another process's file (the chief's): not ours to move.
+    aside = set_aside(path)
+    if log is not None:
+      log(f"{e.path} is damaged ({e.reason}): kept as "
+          f"{os.path.basename(aside)}, recomputing")
+    return False
+
+
+def set_aside(path: str) -> str:
+  """Renames a damaged file to ``NAME.damaged`` (``.damaged.2``, ...)."""
+  own = readable(path)
+  target = own + ".damaged"
+  n = 1
+  while fs.exists(target):
+    n += 1
+    target = f"{own}.damaged.{n}"
+  fs.rename(own, target)
+  return target
 
 
 def pyplot():

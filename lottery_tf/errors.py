@@ -9,3 +9,18 @@ class UserError(ValueError):
 
   def __init__(self, message: str):
     super().__init__(" ".join(str(message).split()))
+
+
+class DamagedFile(UserError):
+  """A result file that is there but does not read back whole (truncated,
+  empty, not what lottery_tf writes). Writes are atomic, so the damage came
+  from outside: a copy cut short, a full disk of another tool, a hand edit.
+  """
+
+  def __init__(self, path: str, reason: str, fix: str = ""):
+    self.path = path
+    self.reason = reason
+    super().__init__(
+        f"{path} is damaged ({reason}); "
+        + (fix or "move it away and run the same command again to recompute "
+           "it"))

@@ -4,6 +4,7 @@ from typing import List
 
 from lottery_tf import fs
 from lottery_tf import artifacts
+from lottery_tf.errors import DamagedFile
 
 RUNS = ("ticket", "reinit", "random_mask")
 
@@ -12,12 +13,23 @@ def _metrics(exp_dir: str, level: int, run: str):
   d = os.path.join(exp_dir, f"level_{level:02d}")
   path = os.path.join(d, "metrics.json") if run == "ticket" else os.path.join(
       d, run, "metrics.json")
-  return artifacts.read_json(path) if fs.exists(path) else None
+  return _read(path)
+
+
+def _read(path: str):
+  """A run's metrics; None while it is missing or damaged (the runner
+  recomputes a damaged one when its level comes)."""
+  if not fs.exists(path):
+    return None
+  try:
+    return artifacts.read_json(path)
+  except DamagedFile:
+    return None
 
 
 def _lmc(exp_dir: str, level: int):
   path = os.path.join(exp_dir, f"level_{level:02d}", "lmc", "metrics.json")
-  return artifacts.read_json(path) if fs.exists(path) else None
+  return _read(path)
 
 
 def _split(metrics: dict) -> str:

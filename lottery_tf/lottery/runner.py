@@ -53,7 +53,7 @@ from lottery_tf.diet import pretrain as pretrain_lib
 from lottery_tf.lottery import report
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.task import Task
-from lottery_tf.errors import UserError
+from lottery_tf.errors import DamagedFile, UserError
 from lottery_tf import tickets
 from lottery_tf.training import checkpoint as checkpoint_lib, distribute
 from lottery_tf.training import optimizers
@@ -142,15 +142,42 @@ class LotteryRunner:
 
   def _level_done(self, level: int) -> bool:
     d = level_dir(self.exp_dir, level)
-    if not fs.exists(os.path.join(d, "metrics.json")):
+    if not self._ticket_done(level):
       return False
-    if self.lhp.lmc_every_level and not fs.exists(
+    if self.lhp.lmc_every_level and not self._intact(
         os.path.join(d, "lmc", "metrics.json")):
       return False
     if level == 0:
       return True
-    return all(fs.exists(os.path.join(d, c, "metrics.json"))
+    return all(self._intact(os.path.join(d, c, "metrics.json"))
                for c in self.lhp.control_list())
+
+  # A damaged file (truncated, empty, object arrays: damage from outside,
+  # since every write is atomic) is kept as NAME.damaged and what it held is
+  # recomputed from the last good state; nothing outside its level changes.
+
+  def _intact(self, path: str) -> bool:
+    return artifacts.intact(path, log=self.log)
+
+  def _ticket_done(self, level: int) -> bool:
+    """The level's ticket trained: its metrics.json, its next_mask.npz and
+    (level 0) rewind.npz all read back whole. Otherwise the ticket is
+    retrained from the rewind point (same seed, same numbers on CPU), which
+    rewrites all three."""
+    d = level_dir(self.exp_dir, level)
+    done = self._intact(os.path.join(d, "metrics.json"))
+    next_mask = os.path.join(d, "next_mask.npz")
+    if fs.exists(artifacts.readable(next_mask)):
+      done = self._intact(next_mask) and done
+    elif fs.exists(artifacts.readable(next_mask + ".damaged")):
+      done = False  # Set aside just now (by _level_done).
+    else:
+      # Experiments from before next_mask.npz: the next level's mask.npz.
+      done = done and fs.exists(artifacts.readable(os.path.join(
+          level_dir(self.exp_dir, level + 1), "mask.npz")))
+    if level == 0:
+      done = self._intact(os.path.join(self.exp_dir, "rewind.npz")) and done
+    return done
 
   # -- one training run -----------------------------------------------------
 
@@ -260,11 +287,35 @@ class LotteryRunner:
     # own copy (from its own next_mask.npz) whether or not the chief, which
     # may be ahead, has written the level's already.
     if fs.exists(artifacts.writable(own)):
-      return artifacts.read_npz(own)
+      try:
+        masks = artifacts.read_npz(own)
+        self._check_masks(own, masks)
+        return masks
+      except DamagedFile as e:
+        aside = artifacts.set_aside(own)
+        self.log(f"{own} is damaged ({e.reason}): kept as "
+                 f"{os.path.basename(aside)}, taking the mask again from "
+                 f"level {level - 1:02d}")
     masks = artifacts.read_npz(
         os.path.join(level_dir(self.exp_dir, level - 1), "next_mask.npz"))
     artifacts.write_npz(own, masks)
     return masks
+
+  def _check_masks(self, path: str, masks: Dict[str, np.ndarray]) -> None:
+    """DamagedFile unless ``masks`` are 0/1 masks of exactly the pruned
+    layers, in their shapes."""
+    model, _ = self._session()
+    want = pruning.get_masks(model)
+    if set(masks) != set(want):
+      raise DamagedFile(path, f"masks for {sorted(masks)}, but the model "
+                        f"prunes {sorted(want)}")
+    for name, mask in masks.items():
+      if mask.shape != want[name].shape:
+        raise DamagedFile(path, f"mask {name!r} has shape {mask.shape}, its "
+                          f"layer {want[name].shape}")
+      if not np.all((mask == 0) | (mask == 1)):
+        raise DamagedFile(path, f"mask {name!r} holds values other than 0 "
+                          "and 1")
 
   def run_level(self, level: int) -> dict:
     """Trains the level's ticket (unless done), then its missing controls."""
@@ -274,7 +325,7 @@ class LotteryRunner:
     began = time.time()
     row = None
     trained = None
-    if not fs.exists(os.path.join(d, "metrics.json")):
+    if not self._ticket_done(level):
       model, _ = self._session()
       masks = self._masks_for(level)
       if level == 0:
@@ -342,7 +393,8 @@ class LotteryRunner:
     """The dense weights after the pre-training phase, w_t (resumable)."""
     d = os.path.join(self.exp_dir, "pretrain")
     weights_path = os.path.join(d, "weights.npz")
-    if fs.exists(os.path.join(d, "metrics.json")):
+    if self._intact(os.path.join(d, "metrics.json")) and self._intact(
+        weights_path):
       return artifacts.read_npz(weights_path)
     model, _ = self._session()
     load_weights(model, self._init_weights)
@@ -369,7 +421,7 @@ class LotteryRunner:
     """
     d = level_dir(self.exp_dir, level)
     path = os.path.join(d, "lmc", "metrics.json")
-    if fs.exists(path):
+    if self._intact(path):
       return None
     began = time.time()
     model, _ = self._session()
@@ -409,11 +461,10 @@ class LotteryRunner:
   def _run_control(self, level: int, control: str) -> dict:
     d = os.path.join(level_dir(self.exp_dir, level), control)
     path = os.path.join(d, "metrics.json")
-    if fs.exists(path):
+    if self._intact(path):
       return artifacts.read_json(path)
     began = time.time()
-    masks = artifacts.read_npz(
-        os.path.join(level_dir(self.exp_dir, level), "mask.npz"))
+    masks = self._masks_for(level)
     if control == "reinit":
       # Frankle & Carbin's control: the ticket's mask on a fresh
       # initialisation, trained from the rewind step like the ticket.
