@@ -160,7 +160,7 @@ def write_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
 
 
 def read_npz(path: str) -> Dict[str, np.ndarray]:
-  """The arrays in ``path``: numbers only, never pickled objects.
+  """The arrays in ``path``: numbers (and strings), never pickled objects.
 
   DamagedFile (a UserError) if it is truncated, not an npz, or holds object
   (or other non-numeric) arrays.
@@ -177,7 +177,9 @@ def read_npz(path: str) -> Dict[str, np.ndarray]:
     if "allow_pickle" in reason or "Object arrays" in reason:
       reason = "holds object arrays"
     raise DamagedFile(path, reason or type(e).__name__) from e
-  bad = [k for k, v in out.items() if v.dtype.kind not in "biuf"]
+  # Numbers and strings (a scores file's meta); np.load already refused
+  # pickled objects.
+  bad = [k for k, v in out.items() if v.dtype.kind not in "biufUS"]
   if bad:
     raise DamagedFile(path, f"array {bad[0]!r} is {out[bad[0]].dtype}, not "
                       "numbers")
