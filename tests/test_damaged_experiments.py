@@ -92,8 +92,8 @@ CASES = {
          "level_01/next_mask.npz": _object_arrays,
          "level_01/mask.npz": _wrong_shapes}, ("level_01",)),
     "rewind_and_another_level": (
-        {"rewind.npz": _truncate,
-         "level_02/mask.npz": _object_arrays,
+        {"rewind.npz": _object_arrays,
+         "level_02/mask.npz": _truncate,
          "level_02/random_mask/metrics.json": _truncate},
         ("level_00", "level_02")),
 }
@@ -152,6 +152,10 @@ def test_reading_a_damaged_file_names_it(original, tmp_path):
   shutil.copy(os.path.join(original, "level_01", "mask.npz"), path)
   _object_arrays(path)
   with pytest.raises(DamagedFile, match="mask.npz is damaged.*object arrays"):
+    artifacts.read_npz(path)
+  shutil.copy(os.path.join(original, "rewind.npz"), path)
+  _truncate(path)
+  with pytest.raises(DamagedFile, match="mask.npz is damaged"):
     artifacts.read_npz(path)
   _empty(path)
   with pytest.raises(DamagedFile, match="mask.npz is damaged.*empty"):
