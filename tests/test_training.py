@@ -96,19 +96,36 @@ def test_training_in_segments_equals_one_run():
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_weight_decay_shrinks_kernels_not_biases():
+def test_weight_decay_shrinks_the_kernels():
+  # Which weights decay, exactly (biases, BatchNorm): the test below.
   hp = TrainingHparams(lr=0.1, batch_size=32, seed=0)
   _, plain, _ = _train(hp, [(0, 16)])
   _, decayed, _ = _train(hp.replace(weight_decay=0.05), [(0, 16)])
   assert np.linalg.norm(decayed[0]) < np.linalg.norm(plain[0])
 
 
-def test_adam_and_label_smoothing_learn():
+def test_adam_with_label_smoothing_learns():
   hp = TrainingHparams(optimizer="adam", lr=0.01, batch_size=32, seed=0,
                        label_smoothing=0.1)
   tm, _, eval_ds = _train(hp, [(0, 64)])
   metrics = training.evaluate(tm, {"test": eval_ds})
   assert metrics["test_accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_label_smoothing_is_the_loss_trained_on(smoothing):
+  """The compiled loss is cross-entropy against (1 - e) * one_hot + e / K."""
+  model, _, _ = _toy(0)
+  hp = TrainingHparams(label_smoothing=smoothing)
+  tm = training.compile_model(model, hp, steps_per_epoch=1)
+  rng = np.random.default_rng(1)
+  logits = rng.normal(size=(8, 3)).astype("float32")
+  labels = rng.integers(0, 3, size=8).astype("int32")
+  got = float(tm.compute_loss(None, tf.constant(labels), tf.constant(logits)))
+  targets = (1 - smoothing) * np.eye(3)[labels] + smoothing / 3
+  log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  want = float(np.mean(-(targets * log_p).sum(-1)))
+  assert got == pytest.approx(want, rel=1e-5)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -251,7 +251,16 @@ def test_grid_writes_table_plots_and_heatmap(tmp_path):
   assert len(out["plots"]) == 2
   for p in out["plots"]:
     assert os.path.getsize(p) > 10_000
-  # Resumable: a second run trains nothing and gives the same table.
+  # Resumable: a second run trains nothing (no result file is written
+  # again or added) and gives the same table.
+  def results():
+    return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+            for d, _, files in os.walk(tmp_path) for f in files
+            if f.endswith((".json", ".npz", ".pb"))
+            # Summaries, rewritten from the runs on every call.
+            and f not in ("grid.json", "hparams.json", "summary.json",
+                          "transfer.json")}
+  before = results()
   again = artifacts.read_json(grid_lib.GridRunner(
       str(tmp_path), DatasetHparams(image_size=28, channels=1),
       ModelHparams("lenet_300_100"),
@@ -259,6 +268,7 @@ def test_grid_writes_table_plots_and_heatmap(tmp_path):
       PruningHparams(pruning_fraction=0.5), LotteryHparams(levels=1),
       TransferHparams(), ghp, quiet=True, log=lambda line: None).run())
   assert again["rows"] == out["rows"]
+  assert results() == before
 
 
 def test_random_head_mask_masks_the_classifier_not_the_mlp_hidden_layer(

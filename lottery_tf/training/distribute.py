@@ -18,7 +18,8 @@ Masks are not distributed state in lottery_tf: they are computed in NumPy
 between runs from the trained weights, which are identical on every replica
 and worker (synchronous training; MultiWorkerMirroredStrategy broadcasts the
 chief's initial values), so every worker computes the same masks and assigns
-them to its own copies. The runner checks that every worker's masks agree.
+them to its own copies (tests/test_distribute.py checks that two workers
+write identical masks; nothing compares them at run time).
 
 A strategy configures the TensorFlow runtime (logical devices, the
 collective-ops server), which must happen before TensorFlow runs its first
