@@ -46,6 +46,9 @@ BAD_INPUTS = [
      ("--output_layer_fraction", "--prune_only")),
     (["find", "--dataset=digits", "--conv_layer_fraction=0.1"],
      ("--conv_layer_fraction", "lenet_300_100")),
+    # Nothing left to prune: not tickets at 100% density.
+    (["find", "--dataset=digits", "--prune_only=conv"],
+     ("--prune_only=conv", "nothing left to prune")),
 ]
 
 

@@ -697,5 +697,18 @@ def test_pruning_counts_as_the_help_and_readme_say():
   assert "3,058" in readme and "2,062" in readme and "`ceil(p·R)+1`" in readme
 
 
+
+def test_nothing_left_to_prune_is_refused():
+  import pytest as _pytest
+  from lottery_tf import models, pruning as pruning_api
+  from lottery_tf.errors import UserError as _UserError
+  lenet = models.build("lenet_300_100", (8, 8, 1), 10, seed=0)
+  with _pytest.raises(_UserError, match="--layers_to_ignore=fc1,fc2,logits"
+                      ".*nothing left to prune"):
+    pruning_api.wrap(lenet, layers_to_ignore=("fc1", "fc2", "logits"))
+  with _pytest.raises(_UserError, match="--prune_only=conv.*nothing left"):
+    pruning_api.wrap(lenet, prune_only="conv")
+
+
 if __name__ == "__main__":
   tf.test.main()

@@ -106,11 +106,13 @@ class LotteryRunner:
       # (The CLI redirects the whole output directory already.)
       artifacts.redirect_writes(exp_dir, os.path.join(
           exp_dir, f".worker_{distribute.worker_index(strategy)}"))
-    if php.output_fraction() is not None or php.conv_fraction() is not None:
-      # A layer rate with no layer to act on, before anything is written. In
-      # a throwaway graph: no weights are allocated.
-      with tf.Graph().as_default():
-        pruning.check_rates(self._wrapped(task.thp.seed), php)
+    # Before anything is written, in a throwaway graph (no weights are
+    # allocated): a model left with nothing to prune (pruning.wrap refuses
+    # it) and a layer rate with no layer to act on.
+    with tf.Graph().as_default():
+      wrapped = self._wrapped(task.thp.seed)
+      if php.output_fraction() is not None or php.conv_fraction() is not None:
+        pruning.check_rates(wrapped, php)
     if self.rewind_step >= task.total_steps:
       raise UserError(
           f"--rewind: {lhp.rewind} ({self.rewind_step} steps) is not before the "

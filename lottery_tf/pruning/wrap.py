@@ -175,6 +175,13 @@ def wrap(model: keras.Model, *, layers_to_ignore: Iterable[str] = (),
     raise UserError(f"wrap: model {model.name!r} is already wrapped; "
                     "strip it first")
   to_wrap = set(candidate_layers(model, prune_only)) - ignore
+  if not to_wrap:
+    # IMP on it would write tickets at 100% density that look valid.
+    why = ", ".join(f for f in (
+        f"--prune_only={prune_only}" if prune_only else "",
+        f"--layers_to_ignore={','.join(sorted(ignore))}" if ignore else "")
+        if f) or "it has no conv or dense layer"
+    raise UserError(f"{why}: model {model.name!r} has nothing left to prune")
 
   def clone(layer):
     if layer.name in to_wrap:
