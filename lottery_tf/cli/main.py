@@ -58,6 +58,29 @@ def _parse(argv):
   return None
 
 
+def _disk_full(e: BaseException):
+  """The path (or "the output directory") of a full-disk error, else None.
+
+  Python reports ENOSPC (and EDQUOT) as OSError; TensorFlow's own writers
+  (checkpoints, SavedModels) as ResourceExhaustedError or an OpError
+  whose message says so.
+  """
+  import errno  # pylint: disable=g-import-not-at-top
+  from lottery_tf._keras import tf  # pylint: disable=g-import-not-at-top
+  if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+    return (str(e.filename).split("/.tmp-")[0] if e.filename
+            else FLAGS.output_dir)
+  if isinstance(e, tf.errors.OpError):
+    text = str(e.message if hasattr(e, "message") else e)
+    if "No space left" in text or "ENOSPC" in text or isinstance(
+        e, tf.errors.ResourceExhaustedError) and "write" in text.lower():
+      import re  # pylint: disable=g-import-not-at-top
+      m = re.search(r"(?:^|\s)(/[^\s;,']+)", text)
+      # The directory a temporary file was being written in, not its name.
+      return m.group(1).split("/.tmp-")[0] if m else FLAGS.output_dir
+  return None
+
+
 def _main(argv):
   logging.set_verbosity(logging.ERROR)
   from lottery_tf._keras import tf  # pylint: disable=g-import-not-at-top
@@ -77,6 +100,13 @@ def _main(argv):
     results = command()
   except UserError as e:
     _fail(str(e))
+  except (OSError, tf.errors.OpError) as e:
+    full = _disk_full(e)
+    if full is None:
+      raise
+    _fail(f"{full}: no space left on the device (results written so far are "
+          "whole); free some space and run the same command again: it "
+          "resumes")
   except KeyboardInterrupt:
     sys.stderr.write("lottery_tf: interrupted; run the same command again to "
                      "resume\n")
