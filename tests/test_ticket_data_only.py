@@ -183,3 +183,40 @@ def test_trained_network_is_read_as_data(ticket, tmp_path):
   from lottery_tf.errors import UserError  # pylint: disable=g-import-not-at-top
   with pytest.raises(UserError, match="fc2/bias"):
     tickets.load_trained_weights(copy, "--transfer_weights")
+
+
+def test_export_inside_the_ticket_or_onto_an_export_is_refused(
+    ticket, tmp_path, cli):
+  from lottery_tf.errors import UserError  # pylint: disable=g-import-not-at-top
+  loaded = tickets.load(ticket)
+  with pytest.raises(UserError, match="inside the ticket"):
+    tickets.export(loaded, os.path.join(ticket, "assets", "out"))
+  out = str(tmp_path / "export")
+  tickets.export(loaded, out)
+  first = open(os.path.join(out, "export.json")).read()
+  proc = cli("export", f"--ticket={ticket}", f"--export_dir={out}")
+  _one_line_exit_2(proc, "--export_dir", "earlier export", "--overwrite")
+  assert open(os.path.join(out, "export.json")).read() == first
+  proc = cli("export", f"--ticket={ticket}", f"--export_dir={out}",
+             "--overwrite", "--quiet")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_ticket_json_without_its_schema_is_refused(ticket, tmp_path):
+  from lottery_tf.errors import UserError  # pylint: disable=g-import-not-at-top
+  copy = str(tmp_path / "ticket")
+  shutil.copytree(ticket, copy)
+  meta_path = os.path.join(copy, tickets.TICKET_JSON)
+  meta = json.load(open(meta_path))
+  del meta["input_shape"]
+  with open(meta_path, "w") as f:
+    json.dump(meta, f)
+  _reseal(copy)
+  with pytest.raises(UserError, match="has no 'input_shape'"):
+    tickets.load(copy)
+  meta["input_shape"], meta["format_version"] = [8, 8, 1], 99
+  with open(meta_path, "w") as f:
+    json.dump(meta, f)
+  _reseal(copy)
+  with pytest.raises(UserError, match="format_version 99"):
+    tickets.load(copy)

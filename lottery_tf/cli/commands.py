@@ -101,6 +101,11 @@ cli_flags.flags.DEFINE_string(
     "and weights as .npz, and export.json.")
 
 
+cli_flags.flags.DEFINE_bool(
+    "overwrite", False, "export: replace an earlier export in --export_dir "
+    "(refused without it).")
+
+
 def export() -> str:
   """Verifies a ticket and exports it with its masks and weights as .npz."""
   from lottery_tf import tickets  # pylint: disable=g-import-not-at-top
@@ -109,7 +114,7 @@ def export() -> str:
   if not FLAGS.export_dir:
     raise cli_flags.UserError("--export_dir: required")
   ticket = tickets.load(FLAGS.ticket)
-  return tickets.export(ticket, FLAGS.export_dir)
+  return tickets.export(ticket, FLAGS.export_dir, overwrite=FLAGS.overwrite)
 
 
 def transfer() -> str:

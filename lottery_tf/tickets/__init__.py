@@ -411,6 +411,10 @@ class Ticket:
 def load(path: str, flag: str = "--ticket") -> Ticket:
   """Verifies and reads a ticket; UserError naming the file if it is bad."""
   meta = read_meta(path, flag)
+  if meta.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+    raise UserError(f"{flag}: {os.path.join(path, TICKET_JSON)} has "
+                    f"format_version {meta.get('format_version')}; this "
+                    f"lottery_tf reads {FORMAT_VERSION} (upgrade lottery_tf)")
   for key in ("model", "input_shape", "num_classes"):
     if key not in meta:
       raise UserError(f"{flag}: {os.path.join(path, TICKET_JSON)} has no "
@@ -429,16 +433,27 @@ def load(path: str, flag: str = "--ticket") -> Ticket:
   return ticket
 
 
-def export(ticket: Ticket, export_dir: str) -> str:
+def export(ticket: Ticket, export_dir: str, overwrite: bool = False) -> str:
   """Copies a verified ticket to ``export_dir/ticket`` with ``.npz`` views.
 
   ``masks.npz`` and ``weights.npz`` (rewind weights, pruned entries 0) serve
   readers without TensorFlow; ``export.json`` records where it came from.
+  An earlier export in ``export_dir`` is replaced only with ``overwrite``.
   """
+  source = fs.abspath(ticket.path).rstrip("/")
+  target = fs.abspath(export_dir).rstrip("/")
+  if target == source or target.startswith(source + "/"):
+    raise UserError(f"--export_dir: {export_dir} is inside the ticket being "
+                    f"exported ({ticket.path}); choose a directory outside it")
+  if source.startswith(target + "/ticket/") or source == target + "/ticket":
+    raise UserError("--export_dir: would overwrite the ticket itself")
+  if not overwrite and any(fs.exists(os.path.join(export_dir, f)) for f in (
+      "export.json", "ticket", "masks.npz", "weights.npz")):
+    raise UserError(f"--export_dir: {export_dir} holds an earlier export; "
+                    "pass --overwrite to replace it, or choose another "
+                    "directory")
   artifacts.prepare_output_dir(export_dir, "--export_dir")
   dest = os.path.join(export_dir, "ticket")
-  if fs.abspath(dest) == fs.abspath(ticket.path):
-    raise UserError("--export_dir: would overwrite the ticket itself")
   _atomic_dir(dest, lambda tmp: fs.copytree(ticket.path, tmp))
   read_meta(dest, "--export_dir")  # the copy verifies too
   artifacts.write_npz(os.path.join(export_dir, "masks.npz"), ticket.masks)
