@@ -511,6 +511,12 @@ class LotteryRunner:
                                                   self.task.dhp))
 
   def run(self) -> str:
+    if not self.is_chief:
+      return self._run()  # The workers of one run share the chief's.
+    with artifacts.experiment_lock(self.exp_dir):
+      return self._run()
+
+  def _run(self) -> str:
     self._write_json(os.path.join(self.exp_dir, "hparams.json"),
                      self.provenance())
     for level in range(self.lhp.levels + 1):

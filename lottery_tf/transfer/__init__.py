@@ -304,6 +304,10 @@ class TransferRunner:
                          log=self.log)
 
   def run(self) -> str:
+    with artifacts.experiment_lock(self.exp_dir):
+      return self._run()
+
+  def _run(self) -> str:
     fs.makedirs(self.exp_dir)
     summary = {"source": self.source, "target": self.dhp.dataset,
                "target_optimizer": self.task.thp.optimizer, "runs": {}}
