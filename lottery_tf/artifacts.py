@@ -305,10 +305,17 @@ def prepare_output_dir(output_dir: str, flag: str = "--output_dir") -> str:
 
 
 def experiment_dir(output_dir: str, name: str, hparams_hash: str) -> str:
-  return fs.join(output_dir, f"{name}-{hparams_hash}")
+  base = f"{name}-{hparams_hash}"
+  # 255 bytes is a file name's limit on ext4, XFS, APFS, NTFS and GCS
+  # object path segments alike; leave room for ".tmp-" names beside it.
+  if len(base.encode()) > 200:
+    raise UserError(f"--experiment_name: {name[:40]!r}... makes a directory "
+                    f"name of {len(base.encode())} bytes; use at most "
+                    f"{200 - len(hparams_hash) - 1}")
+  return fs.join(output_dir, base)
 
 
-# Experiment directories this process holds locked: {abspath: (file, depth)}.
+# Experiment directories this process holds locked: {abspath: lock file}.
 _LOCKS: Dict[str, Any] = {}
 
 

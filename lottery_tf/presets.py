@@ -115,6 +115,7 @@ def resolve_argv(argv: Sequence[str]) -> List[str]:
       if arg == flag or arg.startswith(flag + "="):
         value, i = _value(args, i, flag)
         if flag == "--flagfile" and os.path.isfile(os.path.expanduser(value)):
+          check_flagfile(os.path.expanduser(value))
           out.append(f"--flagfile={value}")
         elif flag == "--flagfile" and os.sep in value and not _is_preset_path(
             value):
@@ -127,6 +128,33 @@ def resolve_argv(argv: Sequence[str]) -> List[str]:
       out.append(arg)
       i += 1
   return out
+
+
+def check_flagfile(path: str, including=()) -> None:
+  """UserError naming the flagfile if it cannot be read as UTF-8 text, or
+  if it includes itself (directly or through the flagfiles it names); absl
+  would print a traceback for the first and only warn about the second."""
+  real = os.path.realpath(path)
+  chain = tuple(including) + (real,)
+  if real in including:
+    raise UserError(f"--flagfile: {path} includes itself (through "
+                    f"{' -> '.join(map(os.path.basename, chain))})")
+  try:
+    with open(path, "rb") as f:
+      text = f.read().decode("utf-8")
+  except OSError as e:
+    raise UserError(f"--flagfile: cannot read {path} ({e.strerror})") from e
+  except UnicodeDecodeError as e:
+    raise UserError(f"--flagfile: {path} is not UTF-8 text (byte "
+                    f"{e.start})") from e
+  for line in text.splitlines():
+    line = line.strip()
+    if line.startswith("--flagfile="):
+      inner = os.path.expanduser(line.split("=", 1)[1])
+      if not os.path.isabs(inner):
+        inner = os.path.join(os.path.dirname(path), inner)
+      if os.path.isfile(inner):
+        check_flagfile(inner, chain)
 
 
 def _is_preset_path(value: str) -> bool:

@@ -110,3 +110,48 @@ def test_train_on_digits_reaches_90_percent_and_resumes(cli, tmp_path):
   other = cli(*args[:-1], "--lr=0.04", "--training_steps=1ep", "--output_dir=out")
   assert other.returncode == 0, other.stderr
   assert other.stdout.strip().splitlines()[-1] != last
+
+
+# Checked before any work starts, many in one process (bad_input_driver.py):
+# (argv, words the one stderr line must hold).
+BAD_VALUES = [
+    (["find", "--seed=-1"], "--seed"),
+    (["find", f"--seed={2**32}"], "--seed"),
+    (["find", "--batch_size=100000000000000000000"], "--batch_size"),
+    (["find", "--training_steps=99999999999999999999it"], "--training_steps"),
+    (["find", "--warmup_steps=99999999999999999999it"], "--warmup_steps"),
+    (["find", "--weight_decay=nan"], "--weight_decay"),
+    (["find", "--lr=inf"], "--lr"),
+    (["find", "--experiment_name=" + "x" * 300], "--experiment_name"),
+    (["find", "--dataset=digits", "--data_dir=afile"], ("--data_dir",
+                                                        "is a file")),
+    (["find", "--flagfile=latin1.cfg"], ("--flagfile", "not UTF-8")),
+    (["find", "--flagfile=loop.cfg"], ("--flagfile", "includes itself")),
+]
+
+
+def test_bad_values_exit_2_with_one_line_before_any_work(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from conftest import clean_env  # pylint: disable=g-import-not-at-top
+  (tmp_path / "afile").write_text("not a directory")
+  (tmp_path / "latin1.cfg").write_bytes("--lr=0.1 # caf\xe9\n".encode(
+      "latin-1"))
+  (tmp_path / "loop.cfg").write_text("--lr=0.1\n--flagfile=loop.cfg\n")
+  cases = [[*args, "--quiet", "--output_dir=runs"] for args, _ in BAD_VALUES]
+  proc = subprocess.run(
+      [sys.executable, os.path.join(os.path.dirname(__file__),
+                                    "bad_input_driver.py"), json.dumps(cases)],
+      cwd=str(tmp_path), capture_output=True, text=True, env=clean_env(),
+      timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads(proc.stdout.strip().splitlines()[-1])
+  for (args, words), (code, err) in zip(BAD_VALUES, results):
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (args, code, err[-1500:])
+    for word in (words,) if isinstance(words, str) else words:
+      assert word in lines[0], (args, lines[0])
+  # Nothing written: at most the (empty) --output_dir itself.
+  assert not (tmp_path / "runs").exists() or not any(
+      (tmp_path / "runs").iterdir())

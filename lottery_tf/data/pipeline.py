@@ -104,7 +104,19 @@ def names():
 
 
 def _data_dir(hp: DatasetHparams) -> Optional[str]:
-  return os.path.expanduser(hp.data_dir) if hp.data_dir else None
+  """``--data_dir``, checked: a directory there or one that can be made."""
+  if not hp.data_dir:
+    return None
+  path = os.path.expanduser(hp.data_dir)
+  if fs.is_url(path):
+    return path
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise UserError(f"--data_dir: {path} is a file, not a directory")
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"--data_dir: cannot create {path} ({e.strerror})") from e
+  return path
 
 
 def _builder(spec: registry.DatasetSpec, hp: DatasetHparams):

@@ -21,6 +21,11 @@ class Duration:
     return f"{self.value}{self.unit}"
 
 
+#: Larger counts are typos (a 90-epoch ImageNet run is 450,000 steps), and
+#: would overflow the int64 step counter or the per-epoch bookkeeping.
+MAX_VALUE = 10**9
+
+
 def parse(text: str, flag: str = "--training_steps") -> Duration:
   """Parses ``'160ep'`` / ``'500it'``; a bare ``0`` means zero iterations."""
   if isinstance(text, Duration):
@@ -33,7 +38,11 @@ def parse(text: str, flag: str = "--training_steps") -> Duration:
     raise UserError(
         f"{flag}: {text!r} is not a duration; write e.g. '160ep' for epochs "
         "or '500it' for iterations")
-  return Duration(int(match.group(1)), match.group(2))
+  value = int(match.group(1))
+  if value > MAX_VALUE:
+    raise UserError(f"{flag}: {text!r} is more than {MAX_VALUE:,} "
+                    f"{'epochs' if match.group(2) == 'ep' else 'iterations'}")
+  return Duration(value, match.group(2))
 
 
 def parse_list(text: str, flag: str) -> list:

@@ -9,6 +9,7 @@ first steps 2-4x too large), and :class:`LotterySchedule` adds the run's
 ``start_step`` to them. :func:`start_run` sets both; :func:`global_step` is
 the step on the run's clock, ``start_step + iterations``.
 """
+import math
 from typing import Sequence
 
 from lottery_tf._keras import keras, tf
@@ -95,6 +96,17 @@ def validate(hp: TrainingHparams) -> None:
   """Raises UserError naming the flag for out-of-range training hparams."""
   if hp.optimizer not in ("sgd", "adam"):
     raise UserError(f"--optimizer: {hp.optimizer!r} is not one of: sgd, adam")
+  for name in ("lr", "momentum", "weight_decay", "gamma", "label_smoothing"):
+    value = getattr(hp, name)
+    if not math.isfinite(value):
+      raise UserError(f"--{name}: must be a finite number, got {value}")
+  if not 0 <= hp.seed < 2**32:
+    raise UserError(f"--seed: must be in [0, 2**32 - 1], got {hp.seed}")
+  if hp.batch_size > 2**31 - 1:
+    raise UserError(f"--batch_size: {hp.batch_size} is more than 2**31 - 1")
+  if hp.steps_per_execution > durations.MAX_VALUE:
+    raise UserError(f"--steps_per_execution: {hp.steps_per_execution} is "
+                    f"more than {durations.MAX_VALUE:,}")
   if not hp.lr > 0:
     raise UserError(f"--lr: must be > 0, got {hp.lr}")
   if not 0 <= hp.momentum < 1:
