@@ -381,3 +381,54 @@ def test_every_run_resumes_inside_from_its_checkpoint(tmp_path, monkeypatch):
     for k in a:
       np.testing.assert_array_equal(a[k], b[k], err_msg=f"{rel} {k}")
   assert not list((tmp_path / "cut").rglob("checkpoint"))
+
+
+def test_a_run_cut_right_after_its_last_checkpoint_resumes(tmp_path,
+                                                          monkeypatch):
+  """Killed after the final checkpoint (step 90 of 90) but before its
+  metrics.json: the resumed run trains 0 steps. Its optimizer's restored
+  state must not stay pending (the next run used to fail reading the
+  deleted checkpoint, NotFoundError)."""
+  from lottery_tf.training import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from lottery_tf.training import optimizers  # pylint: disable=g-import-not-at-top
+  task = Task(DatasetHparams(dataset="digits"),
+              ModelHparams(model="lenet_300_100"),
+              TrainingHparams(lr=0.05, momentum=0.9, batch_size=32,
+                              training_steps="2ep", checkpoint_every=10))
+  assert task.total_steps == 90
+  php = PruningHparams()
+  lhp = LotteryHparams(levels=1, rewind="0it", controls="reinit",
+                       pretrain_steps="20it", pretrain_subset="random:400")
+
+  def runner(d):
+    return LotteryRunner(str(tmp_path / d), task, php, lhp, quiet=True,
+                         log=lambda *_: None)
+
+  runner("clean").run()
+  save = checkpoint_lib.MidRunCheckpoint.save
+  cut = []
+
+  def save_then_die_at_the_end(self):
+    save(self)
+    step = optimizers.global_step(self.model.optimizer)
+    if step == 90 and self.directory not in cut:
+      cut.append(self.directory)
+      raise _Preempted(self.directory)
+
+  monkeypatch.setattr(checkpoint_lib.MidRunCheckpoint, "save",
+                      save_then_die_at_the_end)
+  for _ in range(6):
+    try:
+      runner("cut").run()  # A new runner: a fresh process's fresh optimizer.
+      break
+    except _Preempted:
+      pass
+  cut = [os.path.relpath(c, tmp_path / "cut") for c in cut]
+  assert cut == ["level_00/checkpoint", "level_01/checkpoint",
+                 "level_01/reinit/checkpoint"], cut
+  for rel in ("pretrain/metrics.json", "level_00/metrics.json",
+              "level_01/metrics.json", "level_01/reinit/metrics.json"):
+    a = artifacts.read_json(str(tmp_path / "clean" / rel))
+    b = artifacts.read_json(str(tmp_path / "cut" / rel))
+    assert a["metrics"] == b["metrics"], rel
+  assert not list((tmp_path / "cut").rglob("checkpoint"))

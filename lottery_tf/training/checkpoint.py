@@ -63,6 +63,16 @@ class MidRunCheckpoint(keras.callbacks.Callback):
     if path is None:
       return None
     manager = self._manager_for(model)
+    # The optimizer's slots (momentum, Adam moments) exist only after its
+    # first update; restored before that, they stay a pending restore that
+    # reads the checkpoint files when they are created, which may be a later
+    # run's first step, after this run deleted its checkpoint (a run cut
+    # right after its last checkpoint trains 0 steps here). Build them now,
+    # so everything is restored at once.
+    inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    if hasattr(inner, "build"):
+      with model.distribute_strategy.scope():
+        inner.build(model.trainable_variables)
     try:
       manager.checkpoint.restore(path).assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
