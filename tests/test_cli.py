@@ -155,3 +155,69 @@ def test_bad_values_exit_2_with_one_line_before_any_work(tmp_path):
   # Nothing written: at most the (empty) --output_dir itself.
   assert not (tmp_path / "runs").exists() or not any(
       (tmp_path / "runs").iterdir())
+
+
+# Every flag with a numeric or enumerated value, generated from the hparam
+# fields: a flag added later is covered without editing this file.
+ENUMERATED = ("dataset", "model", "resize_method", "preprocessing",
+              "optimizer", "weight_decay_on", "lr_schedule",
+              "mixed_precision", "strategy", "lmc_from", "score",
+              "pruning_strategy", "prune_only", "transfer_weights", "head",
+              "head_mask", "controls", "transfer_controls",
+              "source_optimizers", "target_optimizers")
+
+
+def _generated_bad_values():
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from lottery_tf.analysis.hparams import LMCHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.diet.hparams import DietHparams, ScoreHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.lottery.hparams import LotteryHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.pruning.hparams import PruningHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.transfer.grid import GridHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.transfer.hparams import TransferHparams  # pylint: disable=g-import-not-at-top
+  command = {DatasetHparams: ["find"], ModelHparams: ["find"],
+             TrainingHparams: ["find"], PruningHparams: ["find"],
+             LotteryHparams: ["find"], ScoreHparams: ["score"],
+             DietHparams: ["diet"], LMCHparams: ["lmc"],
+             # A grid with its datasets, so the flag is what is wrong.
+             TransferHparams: ["grid", "--sources=digits", "--targets=digits"],
+             GridHparams: ["grid", "--sources=digits", "--targets=digits"]}
+  cases, enumerated = [], set()
+  for cls, argv in command.items():
+    for f in dataclasses.fields(cls):
+      if f.type in (float, "float"):
+        cases.append([*argv, f"--{f.name}=nan"])
+      elif f.type in (int, "int"):
+        cases.append([*argv, f"--{f.name}=-99999999999"])
+      elif f.name in ENUMERATED:
+        enumerated.add(f.name)
+        cases.append([*argv, f"--{f.name}=no_such_choice"])
+  assert enumerated == set(ENUMERATED), set(ENUMERATED) - enumerated
+  return cases
+
+
+def test_every_numeric_and_enumerated_flag_refuses_a_bad_value(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from conftest import clean_env  # pylint: disable=g-import-not-at-top
+  cases = _generated_bad_values()
+  assert len(cases) > 40
+  proc = subprocess.run(
+      [sys.executable, os.path.join(os.path.dirname(__file__),
+                                    "bad_input_driver.py"),
+       json.dumps([[*c, "--quiet", "--output_dir=runs"] for c in cases])],
+      cwd=str(tmp_path), capture_output=True, text=True, env=clean_env(),
+      timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads(proc.stdout.strip().splitlines()[-1])
+  wrong = []
+  for argv, (code, err) in zip(cases, results):
+    flag = [a for a in argv if a.startswith("--") and (
+        "nan" in a or "-99999999999" in a or "no_such_choice" in a)][0]
+    flag = flag.split("=")[0]
+    lines = err.strip().splitlines()
+    if code != 2 or len(lines) != 1 or flag not in lines[0]:
+      wrong.append((argv, code, err.strip()[-300:]))
+  assert not wrong, wrong

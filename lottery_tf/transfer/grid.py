@@ -9,6 +9,7 @@ commands reuse what the grid computed.
 """
 import collections
 import dataclasses
+import math
 import os
 import re
 from typing import Dict, List, Tuple
@@ -66,14 +67,21 @@ class GridHparams(Hparams):
       if not names or bad:
         raise UserError(f"--{flag}: {getattr(self, flag)!r}; choose from: "
                         f"{', '.join(OPTIMIZERS)}")
+    for flag in ("sgd_lr", "adam_lr"):
+      value = getattr(self, flag)
+      if not (math.isfinite(value) and value > 0):
+        raise UserError(f"--{flag}: must be a finite number > 0, got {value}")
+    if not (math.isfinite(self.sgd_momentum) and 0 <= self.sgd_momentum < 1):
+      raise UserError(f"--sgd_momentum: must be in [0, 1), got "
+                      f"{self.sgd_momentum}")
     if self.replicates < 1:
       raise UserError(f"--replicates: must be >= 1, got {self.replicates}")
     for lv in self.levels(levels):
       if not 0 <= lv <= levels:
         raise UserError(f"--transfer_levels: level {lv} is not in 0..{levels}")
-    if self.heatmap_level > levels:
-      raise UserError(f"--heatmap_level: {self.heatmap_level} > --levels "
-                      f"{levels}")
+    if not -1 <= self.heatmap_level <= levels:
+      raise UserError(f"--heatmap_level: {self.heatmap_level} is not -1 (the "
+                      f"last level) or in 0..{levels} (--levels)")
 
   def levels(self, levels: int) -> List[int]:
     if not self.transfer_levels.strip():
