@@ -106,13 +106,13 @@ class LotteryRunner:
       # (The CLI redirects the whole output directory already.)
       artifacts.redirect_writes(exp_dir, os.path.join(
           exp_dir, f".worker_{distribute.worker_index(strategy)}"))
-    # Before anything is written, in a throwaway graph (no weights are
-    # allocated): a model left with nothing to prune (pruning.wrap refuses
-    # it) and a layer rate with no layer to act on.
-    with tf.Graph().as_default():
-      wrapped = self._wrapped(task.thp.seed)
-      if php.output_fraction() is not None or php.conv_fraction() is not None:
-        pruning.check_rates(wrapped, php)
+    if php.output_fraction() is not None or php.conv_fraction() is not None:
+      # A layer rate with no layer to act on, before anything is written. In
+      # a throwaway graph (no weights are allocated), in float32: Keras'
+      # TF1-style layers there do not cast. (A model left with nothing to
+      # prune is refused by pruning.wrap when the first run starts.)
+      with tf.Graph().as_default():
+        pruning.check_rates(self._wrapped(task.thp.seed, float32=True), php)
     if self.rewind_step >= task.total_steps:
       raise UserError(
           f"--rewind: {lhp.rewind} ({self.rewind_step} steps) is not before the "
@@ -183,8 +183,8 @@ class LotteryRunner:
 
   # -- one training run -----------------------------------------------------
 
-  def _wrapped(self, seed: int):
-    model = self.task.build_model(seed=seed)
+  def _wrapped(self, seed: int, float32: bool = False):
+    model = self.task.build_model(seed=seed, float32=float32)
     return pruning.wrap(model, layers_to_ignore=self.php.ignored_layers(),
                         prune_only=self.php.prune_only or None)
 

@@ -54,10 +54,16 @@ class Task:
     """The strategy scope and dtype policy to build and compile models in."""
     return distribute.scope(self.thp)
 
-  def build_model(self, seed: Optional[int] = None) -> keras.Model:
-    """The model (under the dtype policy; enter :meth:`scope` to train it)."""
+  def build_model(self, seed: Optional[int] = None,
+                  float32: bool = False) -> keras.Model:
+    """The model (under the dtype policy; enter :meth:`scope` to train it).
+
+    ``float32``: ignore --mixed_precision (for checks of its layers in a
+    throwaway graph, where Keras' TF1-style layers do not cast).
+    """
     seed = self.thp.seed if seed is None else seed
-    with distribute.policy_scope(self.thp.mixed_precision):
+    with distribute.policy_scope("float32" if float32
+                                 else self.thp.mixed_precision):
       return models.build(self.mhp.model, self.info.input_shape,
                           self.info.num_classes, seed=seed)
 
