@@ -335,13 +335,14 @@ class _Preempted(Exception):
   pass
 
 
-def test_every_run_resumes_inside_from_its_checkpoint(tmp_path, monkeypatch):
-  """Pre-training, the dense level, a ticket and a control, each cut mid-run."""
-  from lottery_tf.training import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+def _checkpointed(tmp_path, checkpoint_every):
+  """(task, runner(dir)): pre-training, a dense level, a ticket and a reinit
+  control on digits, checkpointed every ``checkpoint_every`` steps."""
   task = Task(DatasetHparams(dataset="digits"),
               ModelHparams(model="lenet_300_100"),
               TrainingHparams(lr=0.05, momentum=0.9, batch_size=32,
-                              training_steps="2ep", checkpoint_every=8))
+                              training_steps="2ep",
+                              checkpoint_every=checkpoint_every))
   php = PruningHparams()
   lhp = LotteryHparams(levels=1, rewind="0it", controls="reinit",
                        pretrain_steps="20it", pretrain_subset="random:400")
@@ -349,6 +350,13 @@ def test_every_run_resumes_inside_from_its_checkpoint(tmp_path, monkeypatch):
   def runner(d):
     return LotteryRunner(str(tmp_path / d), task, php, lhp, quiet=True,
                          log=lambda *_: None)
+  return task, runner
+
+
+def test_every_run_resumes_inside_from_its_checkpoint(tmp_path, monkeypatch):
+  """Pre-training, the dense level, a ticket and a control, each cut mid-run."""
+  from lottery_tf.training import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  _, runner = _checkpointed(tmp_path, 8)
 
   runner("clean").run()
   save = checkpoint_lib.MidRunCheckpoint.save
@@ -391,18 +399,8 @@ def test_a_run_cut_right_after_its_last_checkpoint_resumes(tmp_path,
   deleted checkpoint, NotFoundError)."""
   from lottery_tf.training import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from lottery_tf.training import optimizers  # pylint: disable=g-import-not-at-top
-  task = Task(DatasetHparams(dataset="digits"),
-              ModelHparams(model="lenet_300_100"),
-              TrainingHparams(lr=0.05, momentum=0.9, batch_size=32,
-                              training_steps="2ep", checkpoint_every=10))
+  task, runner = _checkpointed(tmp_path, 10)
   assert task.total_steps == 90
-  php = PruningHparams()
-  lhp = LotteryHparams(levels=1, rewind="0it", controls="reinit",
-                       pretrain_steps="20it", pretrain_subset="random:400")
-
-  def runner(d):
-    return LotteryRunner(str(tmp_path / d), task, php, lhp, quiet=True,
-                         log=lambda *_: None)
 
   runner("clean").run()
   save = checkpoint_lib.MidRunCheckpoint.save
