@@ -82,6 +82,10 @@ def test_list_shows_datasets_and_models_with_counts(cli):
   assert "mnist_5k" in proc.stdout and "cifar10" in proc.stdout
   assert "lenet_300_100" in proc.stdout and "resnet50" in proc.stdout
   assert "266,610" in proc.stdout and "25,557,032" in proc.stdout
+  # The branches --controls can name, from their registry.
+  branches = proc.stdout.split("branches (--controls")[1].splitlines()[1:]
+  assert [line.split()[0] for line in branches] == [
+      "reinit", "random_mask", "lmc"]
 
 
 def test_train_on_digits_reaches_90_percent_and_resumes(cli, tmp_path):

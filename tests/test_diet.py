@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from lottery_tf import artifacts, data, hparams as hp_lib, training
+from lottery_tf import artifacts, data, descriptions, training
 from lottery_tf._keras import keras, tf
 from lottery_tf.analysis import per_example
 from lottery_tf.diet import pretrain as pretrain_lib
@@ -15,7 +15,8 @@ from lottery_tf.diet.hparams import DietHparams, ScoreHparams
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
-from lottery_tf.lottery.runner import LotteryRunner, level_dir
+from lottery_tf import paths
+from lottery_tf.lottery.runner import LotteryRunner
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
 
@@ -214,7 +215,8 @@ def test_experiments_are_named_by_the_scores_content_not_path(scored, tmp_path):
   copy = str(tmp_path / "copy.npz")
   artifacts.write_bytes(copy, open(good, "rb").read())
   easy = LotteryHparams(pretrain_steps="10it", pretrain_subset="easy:100")
-  h = lambda lhp: hp_lib.experiment_hash(lhp)  # noqa: E731
+  h = lambda lhp: descriptions.Find.of(  # noqa: E731
+      DIGITS, ModelHparams(), TrainingHparams(), PruningHparams(), lhp).hash
   assert h(easy.replace(scores=good)) == h(easy.replace(scores=copy))
   arrays = artifacts.read_npz(good)
   arrays["scores"] = arrays["scores"][::-1].copy()
@@ -227,8 +229,8 @@ def test_experiments_are_named_by_the_scores_content_not_path(scored, tmp_path):
   # The diet study passes the file to its easy/hard arms: it names it too.
   groups = (DIGITS, ModelHparams(), TrainingHparams(), PruningHparams())
   base = LotteryHparams(pretrain_steps="10it")
-  names = {study.experiment_hash(*groups, base.replace(scores=path),
-                                 ScoreHparams())
+  names = {descriptions.Diet.of(*groups, base.replace(scores=path),
+                                 ScoreHparams()).hash
            for path in (good, copy, other)}
   assert len(names) == 2
 
@@ -260,7 +262,8 @@ def test_default_lottery_hparams_keep_existing_experiment_names():
 ])
 def test_bad_pretraining_hparams_name_the_flag(lhp, flag):
   with pytest.raises(UserError, match=flag):
-    LotteryHparams(**lhp).validate()
+    descriptions.Find(DIGITS, ModelHparams(), TrainingHparams(),
+                      PruningHparams(), LotteryHparams(**lhp)).validate()
 
 
 @pytest.mark.parametrize("lhp,flag", [
@@ -273,9 +276,16 @@ def test_bad_pretraining_hparams_name_the_flag(lhp, flag):
           scores="/nonexistent/scores.npz"), "--scores"),
 ])
 def test_pretraining_that_does_not_fit_the_task_names_the_flag(lhp, flag):
+  task, lhp = Task(**TASK), LotteryHparams(**lhp)
   with pytest.raises(UserError, match=flag):
+    LotteryRunner("/tmp/unused", task, PruningHparams(), lhp,
+                  rewind_point=pretrain_lib.plan(task, lhp))
+
+
+def test_a_runner_without_its_rewind_point_refuses_to_skip_pretraining():
+  with pytest.raises(ValueError, match="rewind_point"):
     LotteryRunner("/tmp/unused", Task(**TASK), PruningHparams(),
-                  LotteryHparams(**lhp))
+                  LotteryHparams(pretrain_steps="10it"))
 
 
 @pytest.mark.parametrize("shp,flag", [
@@ -343,9 +353,10 @@ def pretrained(tmp_path_factory):
                        pretrain_subset="random:100", class_balanced=True,
                        pretrain_batch_size=32, pretrain_lr=0.02)
   exp_dir = str(tmp_path_factory.mktemp("pretrain") / "exp")
-  runner = LotteryRunner(exp_dir, Task(TASK["dhp"], TASK["mhp"], thp),
-                         PruningHparams(), lhp, quiet=True,
-                         log=lambda line: None)
+  task = Task(TASK["dhp"], TASK["mhp"], thp)
+  runner = LotteryRunner(exp_dir, task, PruningHparams(), lhp,
+                         rewind_point=pretrain_lib.plan(task, lhp),
+                         quiet=True, log=lambda line: None)
   try:
     runner.run()
   finally:
@@ -397,11 +408,11 @@ def test_rewind_point_is_the_pretrained_network_and_lr_resumes_at_t(
     assert fit["lr"] == pytest.approx(0.05 * (T + 1) / 40)
   assert len(fits) == 3  # pre-training, level 0, level 1
   for level in (0, 1):
-    m = artifacts.read_json(os.path.join(level_dir(exp_dir, level),
+    m = artifacts.read_json(os.path.join(paths.level(exp_dir, level),
                                          "metrics.json"))
     assert m["start_step"] == T and m["rewind_step"] == T
     assert m["pretraining"]["subset"] == "random:100"
-  ticket_meta = json.load(open(os.path.join(level_dir(exp_dir, 1), "ticket",
+  ticket_meta = json.load(open(os.path.join(paths.level(exp_dir, 1), "ticket",
                                             "assets", "ticket.json")))
   assert ticket_meta["rewind_step"] == T
 
@@ -412,7 +423,8 @@ def test_pretraining_resumes_without_training_again(pretrained, monkeypatch):
   monkeypatch.setattr(pretrain_lib, "pretrain",
                       lambda *a, **k: calls.append(1))
   lines = []
-  LotteryRunner(exp_dir, runner.task, runner.php, runner.lhp, quiet=True,
+  LotteryRunner(exp_dir, runner.task, runner.php, runner.lhp,
+                rewind_point=runner.pretraining, quiet=True,
                 log=lines.append).run()
   assert not calls and all(line.startswith("(done)") for line in lines)
 

@@ -12,7 +12,8 @@ from lottery_tf.diet import scores as scores_lib
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery import report
 from lottery_tf.lottery.hparams import LotteryHparams
-from lottery_tf.lottery.runner import LotteryRunner, level_dir
+from lottery_tf import paths
+from lottery_tf.lottery.runner import LotteryRunner
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.training.rewind import load_weights, snapshot
@@ -140,7 +141,7 @@ def test_instability_is_recorded_at_every_level(experiment):
   _, exp_dir = experiment
   summary = artifacts.read_json(os.path.join(exp_dir, "summary.json"))
   for level in (0, 1):
-    d = level_dir(exp_dir, level)
+    d = paths.level(exp_dir, level)
     m = artifacts.read_json(os.path.join(d, "metrics.json"))
     got = artifacts.read_json(os.path.join(d, "lmc", "metrics.json"))
     assert m["lmc"]["instability"] == got["instability"]
@@ -155,7 +156,7 @@ def test_instability_is_recorded_at_every_level(experiment):
     assert row["connected_fraction"] == got["connected_fraction"]
     assert "instability" in report.level_line(exp_dir, level, [])
   # Level 1's first copy is the ticket itself; its density is the level's.
-  l1 = artifacts.read_json(os.path.join(level_dir(exp_dir, 1), "lmc",
+  l1 = artifacts.read_json(os.path.join(paths.level(exp_dir, 1), "lmc",
                                         "metrics.json"))
   assert l1["density"] == pytest.approx(0.8, abs=1e-3)
 
@@ -164,16 +165,16 @@ def test_lmc_resumes_to_the_same_numbers(experiment, tmp_path):
   _, exp_dir = experiment
   copy = str(tmp_path / "exp")
   shutil.copytree(exp_dir, copy)
-  before = artifacts.read_json(os.path.join(level_dir(copy, 1), "lmc",
+  before = artifacts.read_json(os.path.join(paths.level(copy, 1), "lmc",
                                             "metrics.json"))
   # Killed after the ticket, before its instability: the rerun trains both
   # copies again (the first one replays the ticket) and gets the same path.
-  shutil.rmtree(os.path.join(level_dir(copy, 1), "lmc"))
+  shutil.rmtree(os.path.join(paths.level(copy, 1), "lmc"))
   LotteryRunner(copy, Task(**TASK), PruningHparams(),
                 LotteryHparams(levels=1, rewind="10it", controls="",
                                lmc_every_level=True, interpolation_points=5),
                 quiet=True, log=lambda line: None).run()
-  after = artifacts.read_json(os.path.join(level_dir(copy, 1), "lmc",
+  after = artifacts.read_json(os.path.join(paths.level(copy, 1), "lmc",
                                            "metrics.json"))
   assert after["rows"] == before["rows"]
   assert after["instability"] == before["instability"]
@@ -186,7 +187,7 @@ def test_lmc_command_from_a_ticket_matches_the_level(experiment, cli):
   assert proc.returncode == 0, proc.stderr[-2000:]
   path = proc.stdout.strip().splitlines()[-1].split("results: ")[1]
   got = artifacts.read_json(path)
-  level = artifacts.read_json(os.path.join(level_dir(exp_dir, 1), "lmc",
+  level = artifacts.read_json(os.path.join(paths.level(exp_dir, 1), "lmc",
                                            "metrics.json"))
   assert got["lmc_from"] == "ticket" and got["source"]["level"] == 1
   assert got["start_step"] == 10

@@ -12,10 +12,12 @@ import pytest
 from conftest import clean_env
 from lottery_tf import artifacts, pruning, tickets, training
 from lottery_tf._keras import keras
+from lottery_tf.diet import pretrain
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
-from lottery_tf.lottery.runner import LotteryRunner, level_dir
+from lottery_tf import paths
+from lottery_tf.lottery.runner import LotteryRunner
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.training import optimizers
@@ -40,7 +42,7 @@ def experiment(tmp_path_factory):
 
 
 def _masks(exp_dir, level):
-  return artifacts.read_npz(os.path.join(level_dir(exp_dir, level), "mask.npz"))
+  return artifacts.read_npz(os.path.join(paths.level(exp_dir, level), "mask.npz"))
 
 
 def test_masks_are_nested_and_density_follows_the_power_law(experiment):
@@ -57,7 +59,7 @@ def test_masks_are_nested_and_density_follows_the_power_law(experiment):
         assert set(np.unique(m)) <= {0.0, 1.0}
     previous = masks
   metrics = artifacts.read_json(
-      os.path.join(level_dir(experiment, LEVELS), "metrics.json"))
+      os.path.join(paths.level(experiment, LEVELS), "metrics.json"))
   assert metrics["density"] == pytest.approx(0.8 ** LEVELS, abs=1e-4)
   # Global: layers end at different densities.
   per_layer = metrics["density_per_layer"]
@@ -68,7 +70,7 @@ def test_trained_networks_are_exactly_sparse(experiment):
   for level in range(1, LEVELS + 1):
     masks = _masks(experiment, level)
     trained = tickets.load_trained_weights(
-        os.path.join(level_dir(experiment, level), "trained"))
+        os.path.join(paths.level(experiment, level), "trained"))
     for name, mask in masks.items():
       kernel = trained[f"{name}/kernel"]
       assert np.all(kernel[mask == 0] == 0), (level, name)
@@ -77,7 +79,7 @@ def test_trained_networks_are_exactly_sparse(experiment):
 
 def test_controls_sit_beside_the_ticket(experiment):
   for level in range(1, LEVELS + 1):
-    d = level_dir(experiment, level)
+    d = paths.level(experiment, level)
     ticket = artifacts.read_json(os.path.join(d, "metrics.json"))
     reinit = artifacts.read_json(os.path.join(d, "reinit", "metrics.json"))
     rand = artifacts.read_json(os.path.join(d, "random_mask", "metrics.json"))
@@ -104,7 +106,7 @@ def test_controls_sit_beside_the_ticket(experiment):
 
 def test_ticket_holds_rewind_weights_times_mask(experiment):
   level = 2
-  ticket = tickets.load(os.path.join(level_dir(experiment, level), "ticket"))
+  ticket = tickets.load(os.path.join(paths.level(experiment, level), "ticket"))
   rewind = artifacts.read_npz(os.path.join(experiment, "rewind.npz"))
   masks = _masks(experiment, level)
   assert ticket.meta["level"] == level and ticket.meta["rewind_step"] == 5
@@ -120,7 +122,7 @@ def test_ticket_holds_rewind_weights_times_mask(experiment):
 
 
 def test_ticket_loads_in_plain_tensorflow(experiment):
-  path = os.path.join(level_dir(experiment, 2), "ticket")
+  path = os.path.join(paths.level(experiment, 2), "ticket")
   code = f"""
 import json, numpy as np, tensorflow as tf
 t = tf.saved_model.load({path!r})
@@ -148,7 +150,7 @@ print(json.dumps({{"masks": {{k: v.tolist() for k, v in masks.items()}},
 def test_modified_ticket_is_refused(experiment, tmp_path, cli):
   import shutil  # pylint: disable=g-import-not-at-top
   copy = str(tmp_path / "ticket")
-  shutil.copytree(os.path.join(level_dir(experiment, 1), "ticket"), copy)
+  shutil.copytree(os.path.join(paths.level(experiment, 1), "ticket"), copy)
   tickets.load(copy)  # intact: fine
   with open(os.path.join(copy, "variables", "variables.data-00000-of-00001"),
             "r+b") as f:
@@ -172,7 +174,7 @@ def test_modified_ticket_is_refused(experiment, tmp_path, cli):
 
 def test_no_level_directory_beyond_the_last_level(experiment, tmp_path):
   """The next level's mask stays in the last level; a longer run uses it."""
-  assert not os.path.exists(level_dir(experiment, LEVELS + 1))
+  assert not os.path.exists(paths.level(experiment, LEVELS + 1))
   assert sorted(os.listdir(experiment)) == sorted([
       f"level_{lv:02d}" for lv in range(LEVELS + 1)] + [
           "accuracy_vs_density.png", "hparams.json", "rewind.npz",
@@ -181,7 +183,7 @@ def test_no_level_directory_beyond_the_last_level(experiment, tmp_path):
   exp = str(tmp_path / "longer")
   import shutil  # pylint: disable=g-import-not-at-top
   shutil.copytree(experiment, exp)
-  planned = artifacts.read_npz(os.path.join(level_dir(exp, LEVELS),
+  planned = artifacts.read_npz(os.path.join(paths.level(exp, LEVELS),
                                             "next_mask.npz"))
   LotteryRunner(exp, Task(**TASK), PruningHparams(),
                 LotteryHparams(levels=LEVELS + 1, rewind="5it", controls=""),
@@ -190,14 +192,14 @@ def test_no_level_directory_beyond_the_last_level(experiment, tmp_path):
   for name, mask in planned.items():
     np.testing.assert_array_equal(got[name], mask)
     assert np.all(_masks(exp, LEVELS)[name][mask == 1] == 1)  # nested
-  assert os.path.exists(os.path.join(level_dir(exp, LEVELS + 1),
+  assert os.path.exists(os.path.join(paths.level(exp, LEVELS + 1),
                                      "metrics.json"))
-  assert not os.path.exists(level_dir(exp, LEVELS + 2))
+  assert not os.path.exists(paths.level(exp, LEVELS + 2))
 
 
 def test_rerun_skips_finished_levels(experiment):
   before = {p: os.path.getmtime(p) for p in (
-      os.path.join(level_dir(experiment, lv), "metrics.json")
+      os.path.join(paths.level(experiment, lv), "metrics.json")
       for lv in range(LEVELS + 1))}
   lines = []
   LotteryRunner(experiment, Task(**TASK), PruningHparams(),
@@ -265,7 +267,7 @@ def test_thirty_levels_reach_99_9_percent_sparsity(tmp_path):
                          LotteryHparams(levels=30, controls=""), quiet=True,
                          log=lambda line: None, save_tickets=False)
   runner.run()
-  last = artifacts.read_json(os.path.join(level_dir(runner.exp_dir, 30),
+  last = artifacts.read_json(os.path.join(paths.level(runner.exp_dir, 30),
                                           "metrics.json"))
   assert last["density"] == pytest.approx(0.8 ** 30, rel=0.05)
   assert last["density"] < 0.0013
@@ -274,7 +276,7 @@ def test_thirty_levels_reach_99_9_percent_sparsity(tmp_path):
   alive = total = 64 * 300 + 300 * 100 + 100 * 10
   for _ in range(30):
     alive -= int(np.floor(0.2 * alive + 0.5))
-  masks = artifacts.read_npz(os.path.join(level_dir(runner.exp_dir, 30),
+  masks = artifacts.read_npz(os.path.join(paths.level(runner.exp_dir, 30),
                                           "mask.npz"))
   assert sum(int(m.sum()) for m in masks.values()) == alive
   assert last["density"] == pytest.approx(alive / total, abs=1e-9)
@@ -348,7 +350,8 @@ def _checkpointed(tmp_path, checkpoint_every):
                        pretrain_steps="20it", pretrain_subset="random:400")
 
   def runner(d):
-    return LotteryRunner(str(tmp_path / d), task, php, lhp, quiet=True,
+    return LotteryRunner(str(tmp_path / d), task, php, lhp,
+                         rewind_point=pretrain.plan(task, lhp), quiet=True,
                          log=lambda *_: None)
   return task, runner
 

@@ -14,7 +14,8 @@ from lottery_tf import artifacts, pruning, tickets, training
 from lottery_tf._keras import keras, tf
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
-from lottery_tf.lottery.runner import LotteryRunner, level_dir
+from lottery_tf import paths
+from lottery_tf.lottery.runner import LotteryRunner
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.training import checkpoint as checkpoint_lib, optimizers
@@ -146,7 +147,7 @@ def test_imp_level_and_its_control_train_from_k_with_a_fresh_adam(tmp_path):
                                         controls="reinit"),
                          quiet=True, log=lambda *_: None)
   runner.run()
-  d = level_dir(runner.exp_dir, 1)
+  d = paths.level(runner.exp_dir, 1)
   masks = artifacts.read_npz(os.path.join(d, "mask.npz"))
   rewind = artifacts.read_npz(os.path.join(runner.exp_dir, "rewind.npz"))
   trained = tickets.load_trained_weights(os.path.join(d, "trained"))

@@ -22,7 +22,8 @@ from lottery_tf.data import embedded, preprocess, registry
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
-from lottery_tf.lottery.runner import LotteryRunner, level_dir
+from lottery_tf import paths
+from lottery_tf.lottery.runner import LotteryRunner
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
 
@@ -106,7 +107,7 @@ def experiment(request, tmp_path_factory):
                 quiet=True, log=lambda line: None).run()
   spec = registry.get(dhp.dataset)
   data = _raw_test_images(root / "test.npz", spec)
-  return {"dir": level_dir(exp_dir, 1), "dhp": dhp, "data": data,
+  return {"dir": paths.level(exp_dir, 1), "dhp": dhp, "data": data,
           "case": request.param}
 
 

@@ -11,7 +11,8 @@ from lottery_tf import artifacts, data, pruning, tickets
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
-from lottery_tf.lottery.runner import LotteryRunner, level_dir
+from lottery_tf import paths
+from lottery_tf.lottery.runner import LotteryRunner
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.training.rewind import named_weights
@@ -32,7 +33,7 @@ def _find(root, thp, name):
   LotteryRunner(exp, task, PruningHparams(pruning_fraction=0.5),
                 LotteryHparams(levels=2, rewind="3it", controls=""),
                 quiet=True, log=lambda line: None).run()
-  return os.path.join(level_dir(exp, 2), "ticket")
+  return os.path.join(paths.level(exp, 2), "ticket")
 
 
 @pytest.fixture(scope="module")

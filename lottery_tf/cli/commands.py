@@ -42,26 +42,19 @@ def setup_runtime(command: str) -> None:
         FLAGS.output_dir, f".worker_{distribute.worker_index(strategy)}"))
 
 
-def _experiment_name(command: str, dhp: DatasetHparams, mhp: ModelHparams) -> str:
-  name = FLAGS.experiment_name or f"{command}_{mhp.model}_{dhp.dataset}"
-  return name.replace("/", "_")
-
-
 def train() -> str:
   """Trains a dense model; writes OUTPUT_DIR/<name>-<hash>/metrics.json."""
   from lottery_tf.lottery import dense  # pylint: disable=g-import-not-at-top
-  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
-  from lottery_tf import hparams as hp_lib  # pylint: disable=g-import-not-at-top
+  from lottery_tf import artifacts, descriptions  # pylint: disable=g-import-not-at-top
 
   dhp = cli_flags.from_flags(DatasetHparams)
   mhp = cli_flags.from_flags(ModelHparams)
   thp = cli_flags.from_flags(TrainingHparams)
   dense.validate(dhp, mhp, thp)
   artifacts.prepare_output_dir(FLAGS.output_dir)
-  exp_dir = artifacts.experiment_dir(
-      FLAGS.output_dir, _experiment_name("train", dhp, mhp),
-      hp_lib.experiment_hash(dhp, mhp, thp, extra={"command": "train"}))
-  return dense.run(exp_dir, dhp, mhp, thp, quiet=FLAGS.quiet)
+  desc = descriptions.Train(dhp, mhp, thp, name=FLAGS.experiment_name)
+  return dense.run(desc.directory(FLAGS.output_dir), dhp, mhp, thp,
+                   quiet=FLAGS.quiet)
 
 
 _CANONICAL_INPUT = {
@@ -73,24 +66,16 @@ _CANONICAL_INPUT = {
 
 def find() -> str:
   """IMP with rewinding, levels 0..N, with controls; resumable."""
-  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
-  from lottery_tf.lottery import experiments  # pylint: disable=g-import-not-at-top
-  from lottery_tf.lottery.runner import LotteryRunner  # pylint: disable=g-import-not-at-top
-  from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
+  from lottery_tf import artifacts, descriptions  # pylint: disable=g-import-not-at-top
 
-  dhp = cli_flags.from_flags(DatasetHparams)
-  mhp = cli_flags.from_flags(ModelHparams)
-  thp = cli_flags.from_flags(TrainingHparams)
-  php = cli_flags.from_flags(PruningHparams)
-  lhp = cli_flags.from_flags(LotteryHparams)
-  php.validate()
-  lhp.validate()
-  task = Task(dhp, mhp, thp)
+  desc = descriptions.Find.of(
+      cli_flags.from_flags(DatasetHparams), cli_flags.from_flags(ModelHparams),
+      cli_flags.from_flags(TrainingHparams),
+      cli_flags.from_flags(PruningHparams),
+      cli_flags.from_flags(LotteryHparams), name=FLAGS.experiment_name)
+  task = desc.task()
   artifacts.prepare_output_dir(FLAGS.output_dir)
-  exp_dir = experiments.find_experiment_dir(FLAGS.output_dir, task, php, lhp,
-                                            FLAGS.experiment_name)
-  runner = LotteryRunner(exp_dir, task, php, lhp, quiet=FLAGS.quiet)
-  return runner.run()
+  return desc.runner(FLAGS.output_dir, task, quiet=FLAGS.quiet).run()
 
 
 cli_flags.flags.DEFINE_string(
@@ -173,6 +158,12 @@ def list_() -> str:
         name, ((32, 32, 3), 10, "32x32x3, 10 classes"))
     count = models.param_count(name, shape, classes)
     print(f"  {name:<16} {count:>12,}  ({label})  {models.describe(name)}")
+  from lottery_tf.lottery import branch  # pylint: disable=g-import-not-at-top
+  print("branches (--controls, run at every level beside the ticket):")
+  for name in branch.names():
+    cls = branch.get(name)
+    where = "every level" if cls.at_level_0 else "levels 1.."
+    print(f"  {name:<16} {cls.help}  ({where})")
   return ""
 
 

@@ -7,7 +7,7 @@ LotteryHparams fields, defined with the other ``find`` flags.
 """
 import os
 
-from lottery_tf import fs
+from lottery_tf import fs, paths
 from lottery_tf.analysis.hparams import LMCHparams
 from lottery_tf.cli import flags as cli_flags
 from lottery_tf.cli.flags import FLAGS
@@ -21,11 +21,6 @@ for _cls in (ScoreHparams, DietHparams, LMCHparams):
   cli_flags.define_from(_cls)
 
 
-def _name(command: str, dhp, mhp) -> str:
-  name = FLAGS.experiment_name or f"{command}_{mhp.model}_{dhp.dataset}"
-  return name.replace("/", "_")
-
-
 def _task_flags():
   return (cli_flags.from_flags(DatasetHparams),
           cli_flags.from_flags(ModelHparams),
@@ -34,7 +29,7 @@ def _task_flags():
 
 def score() -> str:
   """EL2N/GraNd scores of the training set, averaged over an ensemble."""
-  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
+  from lottery_tf import artifacts, descriptions  # pylint: disable=g-import-not-at-top
   from lottery_tf.diet import scores  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
   dhp, mhp, thp = _task_flags()
@@ -43,15 +38,15 @@ def score() -> str:
   task = Task(dhp, mhp, thp)
   task.steps(shp.score_steps, "--score_steps")
   artifacts.prepare_output_dir(FLAGS.output_dir)
-  exp_dir = scores.experiment_dir(FLAGS.output_dir, dhp, mhp, thp, shp,
-                                  name=FLAGS.experiment_name or None)
-  return scores.compute(exp_dir, task, shp, quiet=FLAGS.quiet)
+  desc = descriptions.Score(dhp, mhp, thp, shp, name=FLAGS.experiment_name)
+  return scores.compute(desc.directory(FLAGS.output_dir), task, shp,
+                        quiet=FLAGS.quiet)
 
 
 def diet() -> str:
   """The data-diet study: scores, IMP per pre-training arm, instability."""
-  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
-  from lottery_tf.diet import study  # pylint: disable=g-import-not-at-top
+  from lottery_tf import artifacts, descriptions  # pylint: disable=g-import-not-at-top
+  from lottery_tf.diet import pretrain, study  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
   dhp, mhp, thp = _task_flags()
   php = cli_flags.from_flags(PruningHparams)
@@ -62,13 +57,14 @@ def diet() -> str:
   # --class_balanced applies to the subset arms; the study's own hparams
   # have no subset.
   lhp.replace(class_balanced=False).validate()
+  pretrain.validate(lhp.replace(class_balanced=False))
   shp.validate()
   study.validate(lhp, dihp)
   task = Task(dhp, mhp, thp)
   artifacts.prepare_output_dir(FLAGS.output_dir)
-  study_dir = artifacts.experiment_dir(
-      FLAGS.output_dir, _name("diet", dhp, mhp),
-      study.experiment_hash(dhp, mhp, thp, php, lhp, shp))
+  study_dir = descriptions.Diet.of(
+      dhp, mhp, thp, php, lhp, shp,
+      name=FLAGS.experiment_name).directory(FLAGS.output_dir)
   path = study.run(study_dir, FLAGS.output_dir, task, php, lhp, shp, dihp,
                    quiet=FLAGS.quiet)
   for line in study.comparison_lines(path):
@@ -86,10 +82,8 @@ def _ticket_path(path: str, level: int) -> str:
     return path
   if not fs.isdir(path):
     raise UserError(f"--ticket: {path} does not exist")
-  found = sorted(int(d[len("level_"):]) for d in fs.listdir(path)
-                 if d.startswith("level_") and d[len("level_"):].isdigit()
-                 and fs.exists(os.path.join(path, d, "ticket",
-                                                 tickets.TICKET_JSON)))
+  found = paths.levels_with(path, os.path.join(paths.TICKET,
+                                               tickets.TICKET_JSON))
   if not found:
     raise UserError(f"--ticket: {path} is neither a ticket nor a `find` "
                     "experiment with tickets")
@@ -98,7 +92,7 @@ def _ticket_path(path: str, level: int) -> str:
   if level not in found:
     raise UserError(f"--lmc_level: {path} has no ticket at level {level} "
                     f"(levels with tickets: {found[0]}..{found[-1]})")
-  return os.path.join(path, f"level_{level:02d}", "ticket")
+  return paths.ticket(path, level)
 
 
 def _task_from(recorded: dict, what: str):
@@ -122,7 +116,7 @@ def _task_from(recorded: dict, what: str):
 
 def lmc() -> str:
   """Instability analysis: two copies from one start, the linear path."""
-  from lottery_tf import artifacts, hparams as hp_lib, tickets  # pylint: disable=g-import-not-at-top
+  from lottery_tf import artifacts, descriptions, tickets  # pylint: disable=g-import-not-at-top
   from lottery_tf.analysis import instability  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
   lhp = cli_flags.from_flags(LotteryHparams)
@@ -146,7 +140,7 @@ def lmc() -> str:
           f"{list(task.info.input_shape)} and {task.info.num_classes}")
     start = instability.from_ticket(ticket)
   elif lmhp.lmc_from == "rewind" and source:
-    hparams_path = os.path.join(source, "hparams.json")
+    hparams_path = paths.hparams(source)
     if not fs.exists(hparams_path):
       raise UserError(f"--ticket: {source} is not a `find` experiment "
                       "(no hparams.json)")
@@ -164,15 +158,11 @@ def lmc() -> str:
     else:
       start = instability.from_rewind(task, task.steps(lhp.rewind, "--rewind"))
   artifacts.prepare_output_dir(FLAGS.output_dir)
-  key = {"command": "lmc", "lmc_from": start.kind, "start_step": start.step,
-         "source": {k: v for k, v in start.source.items()
-                    if k.endswith("sha256") or k == "seed"},
-         "interpolation_points": lhp.interpolation_points,
-         "barrier_threshold": lhp.barrier_threshold}
-  exp_dir = artifacts.experiment_dir(
-      FLAGS.output_dir, _name("lmc", dhp, mhp),
-      hp_lib.experiment_hash(dhp, mhp, thp, extra=key))
-  return instability.run(exp_dir, task, start,
+  desc = descriptions.LMC(
+      dhp, mhp, thp, start_kind=start.kind, start_step=start.step,
+      source=start.source, interpolation_points=lhp.interpolation_points,
+      barrier_threshold=lhp.barrier_threshold, name=FLAGS.experiment_name)
+  return instability.run(desc.directory(FLAGS.output_dir), task, start,
                          points=lhp.interpolation_points,
                          threshold=lhp.barrier_threshold, quiet=FLAGS.quiet)
 

@@ -3,8 +3,9 @@
 The dense network trains ``t`` steps on ``--pretrain_subset`` (with its own
 batch size and peak lr if asked); those weights are the rewind point w_t, and
 IMP (level 0 included) trains on the full data from step t, the lr schedule
-resuming there. The runner (``lottery.runner``) calls :func:`plan` and
-:func:`pretrain`; nothing here knows about levels.
+resuming there. :func:`plan` makes the rewind-point provider the runner
+(``lottery.runner``) is handed (``descriptions.Find.runner`` does this);
+nothing here knows about levels.
 
 Pre-training on the full data at --batch_size and --lr is exactly the first
 t steps of the ordinary dense run, so no separate phase runs then: the
@@ -64,6 +65,12 @@ class PretrainPlan:
   scores_file: str = ""
   num_train: int = 0
   separate: bool = True  # False: it is the dense run's first t steps
+
+  def train(self, model, task, *, eval_data=None, quiet: bool = False,
+            ckpt=None) -> Tuple[Dict[str, np.ndarray], dict]:
+    """The phase itself (``lottery.runner.RewindPoint``): :func:`pretrain`."""
+    return pretrain(model, task, self, eval_data=eval_data, quiet=quiet,
+                    ckpt=ckpt)
 
   @property
   def num_examples(self) -> int:

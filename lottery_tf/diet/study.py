@@ -29,7 +29,7 @@ from typing import Callable, List
 import numpy as np
 
 from lottery_tf import fs
-from lottery_tf import artifacts, hparams as hp_lib
+from lottery_tf import artifacts, descriptions, hparams as hp_lib
 from lottery_tf.diet import scores as scores_lib, subsets
 from lottery_tf.diet.hparams import ARMS
 from lottery_tf.errors import UserError
@@ -40,14 +40,6 @@ ARM_FILE = "arm.json"
 
 def arm_dir(study_dir: str, arm: str) -> str:
   return os.path.join(study_dir, "arm_" + arm.replace(":", "_"))
-
-
-def experiment_hash(dhp, mhp, thp, php, lhp, shp) -> str:
-  extra = {"command": "diet"}
-  if lhp.scores:  # the arms' subsets come from this file's content
-    extra["scores"] = scores_lib.digest(lhp.scores)
-  lhp = lhp.replace(lmc_every_level=True, pretrain_subset="", scores="")
-  return hp_lib.experiment_hash(dhp, mhp, thp, php, lhp, shp, extra=extra)
 
 
 def _spec(arm: str):
@@ -83,6 +75,7 @@ def validate(lhp, dihp) -> None:
 def run(study_dir: str, output_dir: str, task, php, lhp, shp, dihp, *,
         quiet: bool = False, log: Callable[[str], None] = print) -> str:
   """Runs (or resumes) every arm; returns the path of summary.json."""
+  from lottery_tf.diet import pretrain  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.runner import LotteryRunner  # pylint: disable=g-import-not-at-top
   validate(lhp, dihp)
   artifacts.write_json(os.path.join(study_dir, "hparams.json"), {
@@ -95,17 +88,18 @@ def run(study_dir: str, output_dir: str, task, php, lhp, shp, dihp, *,
   scores_path = lhp.scores
   if any(s is not None and s.needs_scores for s in specs.values()):
     if not scores_path:
-      score_dir = scores_lib.experiment_dir(output_dir, task.dhp, task.mhp,
-                                            task.thp, shp)
+      score_dir = descriptions.Score(task.dhp, task.mhp, task.thp,
+                                     shp).directory(output_dir)
       log(f"scores: {score_dir}")
       scores_lib.compute(score_dir, task, shp, quiet=quiet, log=log)
       scores_path = os.path.join(score_dir, scores_lib.SCORES_FILE)
   # Build every arm's runner first: bad input fails before any training.
   runners = []
   for arm in arms:
-    directory = arm_dir(study_dir, arm)
+    arm_lhp = arm_hparams(lhp, arm, scores_path)
     runners.append((arm, LotteryRunner(
-        directory, task, php, arm_hparams(lhp, arm, scores_path), quiet=quiet,
+        arm_dir(study_dir, arm), task, php, arm_lhp,
+        rewind_point=pretrain.plan(task, arm_lhp), quiet=quiet,
         log=lambda line, arm=arm: log(f"[{arm}] {line}"))))
   for arm, runner in runners:
     artifacts.write_json(os.path.join(runner.exp_dir, ARM_FILE),

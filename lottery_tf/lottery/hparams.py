@@ -4,6 +4,8 @@ import dataclasses
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import Hparams, field
 
+#: The branches ``--controls`` runs by default (any registered branch may be
+#: named: ``lottery_tf list`` shows them).
 CONTROLS = ("reinit", "random_mask")
 
 
@@ -18,9 +20,12 @@ class LotteryHparams(Hparams):
       "0it", "Rewind point: `0it` (original LTH), `500it`, `1ep` (late "
       "resetting).")
   controls: str = field(
-      "reinit,random_mask", "Controls trained at every level beside the "
-      "ticket: `reinit` (same mask, fresh init), `random_mask` (random mask "
-      "at the same per-layer density, rewind weights); empty for none.",
+      "reinit,random_mask", "Branches run at every level beside the "
+      "ticket, comma-separated: `reinit` (same mask, fresh init), "
+      "`random_mask` (random mask at the same per-layer density, rewind "
+      "weights), `lmc` (the instability, as --lmc_every_level), or any "
+      "branch registered in lottery_tf.lottery.branch (`lottery_tf list`); "
+      "empty for none.",
       affects_results=False)
   # Tickets on a data diet (Paul et al. 2022): the rewind point is the dense
   # network pre-trained t steps on a subset of the data.
@@ -63,22 +68,23 @@ class LotteryHparams(Hparams):
   def control_list(self):
     return [c.strip() for c in self.controls.split(",") if c.strip()]
 
-  def result_fields(self):
-    """Like every group's, but a setting only enters while it is in use.
+  def branch_list(self):
+    """The branches to run at each level: --controls, then the instability
+    analysis if --lmc_every_level asks for it."""
+    out = list(dict.fromkeys(self.control_list()))
+    if self.lmc_every_level and "lmc" not in out:
+      out.append("lmc")
+    return out
 
-    ``--scores`` enters as a digest of the file's content (only for easy/hard
-    subsets, the only ones that read it), the path-independent identity of
-    the subset; the interpolation settings only with --lmc_every_level.
-    """
+  def measures_lmc(self) -> bool:
+    return "lmc" in self.branch_list()
+
+  def result_fields(self):
+    """Like every group's, but the interpolation settings only enter while
+    an instability analysis runs. (``--scores`` enters as the digest of the
+    file's content: the description of the experiment substitutes it.)"""
     out = super().result_fields()
-    if "scores" in out:
-      from lottery_tf.diet import scores as scores_lib, subsets  # pylint: disable=g-import-not-at-top
-      spec = subsets.parse(self.pretrain_subset, strict=False)
-      if spec is not None and spec.needs_scores:
-        out["scores"] = scores_lib.digest(self.scores)
-      else:
-        del out["scores"]
-    if not self.lmc_every_level:
+    if not self.measures_lmc():
       out.pop("interpolation_points", None)
       out.pop("barrier_threshold", None)
     return out
@@ -89,12 +95,8 @@ class LotteryHparams(Hparams):
     if self.levels > 60:
       raise UserError(f"--levels: {self.levels} rounds would leave fewer than "
                       "one weight in a million; use at most 60")
-    unknown = set(self.control_list()) - set(CONTROLS)
-    if unknown:
-      raise UserError(f"--controls: unknown control(s) {sorted(unknown)}; "
-                      f"choose from: {', '.join(CONTROLS)}")
-    from lottery_tf.diet import pretrain  # pylint: disable=g-import-not-at-top
-    pretrain.validate(self)
+    from lottery_tf.lottery import branch  # pylint: disable=g-import-not-at-top
+    branch.check(self.control_list())
     if not 3 <= self.interpolation_points <= 201:
       raise UserError(f"--interpolation_points: must be in [3, 201], got "
                       f"{self.interpolation_points}")

@@ -1,29 +1,12 @@
-"""Iterative magnitude pruning with rewinding, level by level, resumably.
+"""Iterative magnitude pruning with rewinding: the level loop, resumably.
 
-Layout of an experiment directory (design.md):
-
-  <name>-<hash>/
-    hparams.json           every hparam, seed and library version
-    rewind.npz             the weights at the rewind step (level 0 writes it)
-    pretrain/              with a separate pre-training phase (--pretrain_*):
-      weights.npz          the dense weights after it, at step t
-      metrics.json         its subset, steps, accuracy (written last)
-    level_00/              dense
-      mask.npz             layer name -> 0/1 mask, allow_pickle=False
-                           (written when the level starts; level 0's ones
-                           with its results)
-      next_mask.npz        the next level's mask, pruned from this level's
-                           trained weights: a later run with a larger
-                           --levels starts level N+1 from it, and no
-                           directory beyond the last level asked for exists
-      metrics.json         written last: its presence marks the level done
-      ticket/              SavedModel: rewind weights x mask, and the masks
-      trained/             the trained sparse network, wrappers stripped
-      reinit/metrics.json  control: same mask, fresh initialisation
-      random_mask/         control: random mask, same per-layer density
-      lmc/                 --lmc_every_level: a second copy, the linear path
-    level_01/ ...
-    summary.json, summary.csv, accuracy_vs_density.png
+Each level trains its ticket (the mask on the rewind weights), prunes the
+next level's mask from the trained weights, then runs the level's branches
+(controls and measurements, :mod:`lottery_tf.lottery.branch`). Where level 0
+starts comes from a rewind-point provider (a pre-training phase on a data
+diet, :mod:`lottery_tf.diet.pretrain`), handed in by whoever builds the
+runner (:mod:`lottery_tf.descriptions`). The directory layout is
+:mod:`lottery_tf.paths`'.
 
 Every training run seeds itself, so a level re-run after a crash gives the
 same numbers as an uninterrupted run, whatever ran before it in the process.
@@ -41,38 +24,46 @@ are deleted at once, and no metrics are written there.
 """
 import os
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
-from lottery_tf import fs
-from lottery_tf import artifacts, hparams as hp_lib, pruning, training
+from lottery_tf import artifacts, fs, paths, pruning, tickets, training
+from lottery_tf import hparams as hp_lib
 from lottery_tf._keras import tf
-from lottery_tf.analysis import lmc
-from lottery_tf.diet import pretrain as pretrain_lib
+from lottery_tf.errors import DamagedFile, UserError
+from lottery_tf.lottery import branch as branch_lib
 from lottery_tf.lottery import report
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.task import Task
-from lottery_tf.errors import DamagedFile, UserError
-from lottery_tf import tickets
 from lottery_tf.training import checkpoint as checkpoint_lib, distribute
-from lottery_tf.training import optimizers
+from lottery_tf.training import durations, optimizers
 from lottery_tf.training.rewind import RewindCallback, load_weights, snapshot
 
-# Seed offsets of the runs that must not share an initialisation or mask with
-# the ticket.
-_REINIT_SEED_OFFSET = 10_007
-_RANDOM_MASK_SEED_OFFSET = 20_011
+
+class RewindPoint:
+  """Where level 0 starts when it does not start from the initialisation.
+
+  ``steps``: the step the rewind point is taken at, at the earliest;
+  ``separate``: whether it comes from a phase of its own (else it is the
+  dense run's first ``steps`` steps). :meth:`train` runs that phase on the
+  session model (weights as it gets them) and returns (weights, record).
+  """
+  steps: int = 0
+  separate: bool = False
+
+  def train(self, model, task, *, eval_data, quiet, ckpt):
+    raise NotImplementedError
+
+  def to_dict(self) -> dict:
+    raise NotImplementedError
 
 
-def level_dir(exp_dir: str, level: int) -> str:
-  return os.path.join(exp_dir, f"level_{level:02d}")
-
-
-class LotteryRunner:
+class LotteryRunner(branch_lib.Trainer):
   """Runs levels 0..N of IMP for one task, skipping finished work."""
 
   def __init__(self, exp_dir: str, task: Task, php, lhp: LotteryHparams, *,
+               rewind_point: Optional[RewindPoint] = None,
                quiet: bool = False, log=print, save_tickets: bool = True):
     php.validate()
     lhp.validate()
@@ -83,15 +74,24 @@ class LotteryRunner:
     self.quiet = quiet
     self.log = log
     self.save_tickets = save_tickets
+    self.branches = [branch_lib.get(name)() for name in lhp.branch_list()]
     self._model = None
     self._train_model = None
     self._init_weights = None
     self._eval_data = None
+    self._rewind_weights = None
     self.rewind_step = task.steps(lhp.rewind, "--rewind")
     # Tickets on a data diet: the rewind point comes after a pre-training of
     # t steps (on a subset), at t unless --rewind asks for a later step.
-    self.pretraining = pretrain_lib.plan(task, lhp)
-    self.pretrain_step = self.pretraining.steps if self.pretraining else 0
+    if rewind_point is None and durations.parse(lhp.pretrain_steps).value:
+      # Pre-training asked for but no phase handed in: it would silently
+      # not happen.
+      raise ValueError(
+          "--pretrain_steps needs its rewind point: build the runner with "
+          "descriptions.Find(...).runner() or pass "
+          "rewind_point=diet.pretrain.plan(task, lhp)")
+    self.pretraining = rewind_point
+    self.pretrain_step = rewind_point.steps if rewind_point else 0
     if self.pretrain_step:
       if 0 < self.rewind_step < self.pretrain_step:
         raise UserError(
@@ -99,7 +99,6 @@ class LotteryRunner:
             f"pre-training (--pretrain_steps={lhp.pretrain_steps}); use 0it "
             "(rewind to the pre-trained weights) or a later step")
       self.rewind_step = max(self.rewind_step, self.pretrain_step)
-    self._lmc_data = None
     strategy = distribute.setup(task.thp)
     self.is_chief = distribute.is_chief(strategy)
     if not self.is_chief and not artifacts.is_redirected():
@@ -129,6 +128,10 @@ class LotteryRunner:
             "versions": artifacts.library_versions(),
             "data": self.task.info.to_dict()}
 
+  def _accuracy_runs(self) -> List[str]:
+    """The branches whose runs are rows of the summary."""
+    return [b.name for b in self.branches if b.reports_accuracy]
+
   # Other workers than the chief write arrays to their scratch (artifacts
   # redirects them), no metrics, and delete the SavedModels they must save.
 
@@ -136,23 +139,22 @@ class LotteryRunner:
     if self.is_chief:
       artifacts.write_json(path, payload)
 
+  def write_npz(self, path: str, arrays) -> None:
+    artifacts.write_npz(path, arrays)
+
   def _save_model(self, path: str, save) -> None:
     """``save(dir)``: every worker must save (collective); only the chief keeps it."""
     save(path)
     if not self.is_chief:
       fs.rmtree(artifacts.writable(path))
 
+  def _branches_at(self, level: int):
+    return [b for b in self.branches if level > 0 or b.at_level_0]
+
   def _level_done(self, level: int) -> bool:
-    d = level_dir(self.exp_dir, level)
-    if not self._ticket_done(level):
-      return False
-    if self.lhp.lmc_every_level and not self._intact(
-        os.path.join(d, "lmc", "metrics.json")):
-      return False
-    if level == 0:
-      return True
-    return all(self._intact(os.path.join(d, c, "metrics.json"))
-               for c in self.lhp.control_list())
+    return self._ticket_done(level) and all(
+        self._intact(paths.metrics(paths.run(self.exp_dir, level, b.name)))
+        for b in self._branches_at(level))
 
   # A damaged file (truncated, empty, object arrays: damage from outside,
   # since every write is atomic) is kept as NAME.damaged and what it held is
@@ -166,22 +168,22 @@ class LotteryRunner:
     (level 0) rewind.npz all read back whole. Otherwise the ticket is
     retrained from the rewind point (same seed, same numbers on CPU), which
     rewrites all three."""
-    d = level_dir(self.exp_dir, level)
-    done = self._intact(os.path.join(d, "metrics.json"))
-    next_mask = os.path.join(d, "next_mask.npz")
+    d = paths.level(self.exp_dir, level)
+    done = self._intact(paths.metrics(d))
+    next_mask = paths.next_mask(self.exp_dir, level)
     if fs.exists(artifacts.readable(next_mask)):
       done = self._intact(next_mask) and done
     elif fs.exists(artifacts.readable(next_mask + ".damaged")):
       done = False  # Set aside just now (by _level_done).
     else:
       # Experiments from before next_mask.npz: the next level's mask.npz.
-      done = done and fs.exists(artifacts.readable(os.path.join(
-          level_dir(self.exp_dir, level + 1), "mask.npz")))
+      done = done and fs.exists(artifacts.readable(
+          paths.mask(paths.level(self.exp_dir, level + 1))))
     if level == 0:
-      done = self._intact(os.path.join(self.exp_dir, "rewind.npz")) and done
+      done = self._intact(paths.rewind(self.exp_dir)) and done
     return done
 
-  # -- one training run -----------------------------------------------------
+  # -- one training run (branch_lib.Trainer) ---------------------------------
 
   def _wrapped(self, seed: int, float32: bool = False):
     model = self.task.build_model(seed=seed, float32=float32)
@@ -192,7 +194,7 @@ class LotteryRunner:
     """The one wrapped model every run of this process trains.
 
     Building, compiling and tracing a model costs more than training LeNet
-    for an epoch, so the ticket and both controls of every level reuse one
+    for an epoch, so the ticket and every branch of every level reuse one
     compiled model: each run assigns its weights, masks and optimizer state
     (a fresh optimizer, its schedule at the run's start step) explicitly,
     which makes it independent of what ran before it, and a resumed process
@@ -209,27 +211,38 @@ class LotteryRunner:
       self._eval_data = self.task.eval_data()
     return self._model, self._train_model
 
-  def _fresh_weights(self, seed: int) -> Dict[str, np.ndarray]:
+  def model(self):
+    return self._session()[0]
+
+  def weights(self) -> Dict[str, np.ndarray]:
+    return snapshot(self.model())
+
+  def fresh_weights(self, seed: int) -> Dict[str, np.ndarray]:
     return snapshot(self.task.build_model(seed=seed))
 
-  def _checkpoint(self, run_dir: str):
-    if not self.task.thp.checkpoint_every:
+  def rewind_weights(self) -> Dict[str, np.ndarray]:
+    if self._rewind_weights is None:
+      self._rewind_weights = artifacts.read_npz(paths.rewind(self.exp_dir))
+    return self._rewind_weights
+
+  def _checkpoint(self, run_dir: Optional[str]):
+    if not self.task.thp.checkpoint_every or run_dir is None:
       return None
     directory = checkpoint_lib.directory_of(run_dir)
     return checkpoint_lib.MidRunCheckpoint(
         directory, self.task.thp.checkpoint_every,
         write_directory=artifacts.writable(directory))
 
-  def _train(self, weights: Dict[str, np.ndarray], masks, *, start: int,
-             seed: int, rewind_cb: Optional[RewindCallback] = None,
-             data_seed: Optional[int] = None,
-             ckpt: Optional[checkpoint_lib.MidRunCheckpoint] = None) -> dict:
+  def train(self, weights, masks, *, start: int, seed: int,
+            data_seed: Optional[int] = None, run_dir: Optional[str] = None,
+            rewind_cb: Optional[RewindCallback] = None) -> dict:
     """Trains the session model from ``weights`` under ``masks``.
 
-    With ``ckpt`` holding a checkpoint of this run, resumes from it (weights,
+    With a checkpoint of this run in ``run_dir``, resumes from it (weights,
     masks and optimizer state as they were at its step).
     """
     task = self.task
+    ckpt = self._checkpoint(run_dir)
     model, train_model = self._session()
     # The global seed feeds the data order and augmentation: the same for the
     # ticket and its controls, which differ only in weights or mask.
@@ -284,7 +297,7 @@ class LotteryRunner:
     if level == 0:
       model, _ = self._session()
       return {k: np.ones_like(v) for k, v in pruning.get_masks(model).items()}
-    own = os.path.join(level_dir(self.exp_dir, level), "mask.npz")
+    own = paths.mask(paths.level(self.exp_dir, level))
     # Where this process writes it: a worker other than the chief keeps its
     # own copy (from its own next_mask.npz) whether or not the chief, which
     # may be ahead, has written the level's already.
@@ -298,8 +311,7 @@ class LotteryRunner:
         self.log(f"{own} is damaged ({e.reason}): kept as "
                  f"{os.path.basename(aside)}, taking the mask again from "
                  f"level {level - 1:02d}")
-    masks = artifacts.read_npz(
-        os.path.join(level_dir(self.exp_dir, level - 1), "next_mask.npz"))
+    masks = artifacts.read_npz(paths.next_mask(self.exp_dir, level - 1))
     artifacts.write_npz(own, masks)
     return masks
 
@@ -320,71 +332,96 @@ class LotteryRunner:
                           "and 1")
 
   def run_level(self, level: int) -> dict:
-    """Trains the level's ticket (unless done), then its missing controls."""
-    d = level_dir(self.exp_dir, level)
-    seed = self.task.thp.seed
-    rewind_path = os.path.join(self.exp_dir, "rewind.npz")
-    began = time.time()
-    row = None
+    """Trains the level's ticket (unless done), then its missing branches."""
+    d = paths.level(self.exp_dir, level)
     trained = None
     if not self._ticket_done(level):
-      model, _ = self._session()
-      masks = self._masks_for(level)
-      if level == 0:
-        start, weights = 0, self._init_weights
-        if self.pretraining is not None and self.pretraining.separate:
-          start, weights = self.pretrain_step, self._pretrain(masks)
-        cb = RewindCallback(self.rewind_step, rewind_path)
-        out = self._train(weights, masks, start=start, seed=seed,
-                          rewind_cb=cb, ckpt=self._checkpoint(d))
-        rewind_weights = cb.weights
-        artifacts.write_npz(os.path.join(d, "mask.npz"), masks)
-      else:
-        start = self.rewind_step
-        rewind_weights = artifacts.read_npz(rewind_path)
-        out = self._train(rewind_weights, masks, start=start, seed=seed,
-                          ckpt=self._checkpoint(d))
-      if self.lhp.lmc_every_level and start == self.rewind_step:
-        # Trained from the rewind point with a fresh optimizer: this ticket
-        # is the first of the two copies instability analysis compares.
-        trained = snapshot(model)
-      if self.save_tickets:
-        # The data hparams give trained/ its raw-image signature and the
-        # preprocessing numbers in assets/trained.json.
-        trained_meta = {
-            "model": self.task.mhp.model, "dataset": self.task.dhp.dataset,
-            "level": level, "density": out["density"],
-            "input_shape": list(self.task.info.input_shape),
-            "num_classes": self.task.info.num_classes}
-        self._save_model(os.path.join(d, "trained"),
-                         lambda path: tickets.save_trained(
-                             path, model, self.task.dhp, trained_meta))
-      # Always, even at the last level asked for: a later run with a larger
-      # --levels (levels are not in the hash) extends this experiment. Kept
-      # in this level's directory, so none exists beyond the last level.
-      # From the trained weights, identical on every replica and worker.
-      next_masks = pruning.prune(model, masks, self.php)
-      artifacts.write_npz(os.path.join(d, "next_mask.npz"), next_masks)
-      if self.save_tickets:
-        self._save_ticket(os.path.join(d, "ticket"), level, masks,
-                          rewind_weights, out)
-      out.update(level=level, run="ticket", wall_seconds=time.time() - began,
-                 rewind_step=self.rewind_step, **self.provenance())
-      if self.pretraining is not None:
-        out["pretraining"] = self.pretraining.to_dict()
-      # Written last: its presence marks the ticket of this level done.
-      self._write_json(os.path.join(d, "metrics.json"), out)
-      self._clear_checkpoint(d)
-      row = out
-    if self.lhp.lmc_every_level:
-      row = self._run_lmc(level, trained) or row
-    if level > 0:
-      for control in self.lhp.control_list():
-        self._run_control(level, control)
-    if row is None or not self.is_chief:
-      path = os.path.join(d, "metrics.json")
-      row = artifacts.read_json(path) if fs.exists(path) else row
-    return row
+      trained = self._run_ticket(level)
+    for b in self._branches_at(level):
+      self._run_branch(level, b, trained)
+    path = paths.metrics(d)
+    return artifacts.read_json(path) if fs.exists(path) else None
+
+  def _run_ticket(self, level: int) -> Optional[Dict[str, np.ndarray]]:
+    """Trains the level's ticket, writes its files (metrics.json last);
+    returns its trained weights if it trained from the rewind point (the
+    first copy of an instability analysis), else None."""
+    d = paths.level(self.exp_dir, level)
+    seed = self.task.thp.seed
+    began = time.time()
+    model, _ = self._session()
+    masks = self._masks_for(level)
+    if level == 0:
+      start, weights = 0, self._init_weights
+      if self.pretraining is not None and self.pretraining.separate:
+        start, weights = self.pretrain_step, self._pretrain(masks)
+      cb = RewindCallback(self.rewind_step, paths.rewind(self.exp_dir))
+      out = self.train(weights, masks, start=start, seed=seed, rewind_cb=cb,
+                       run_dir=d)
+      self._rewind_weights = rewind_weights = cb.weights
+      artifacts.write_npz(paths.mask(d), masks)
+    else:
+      start = self.rewind_step
+      rewind_weights = self.rewind_weights()
+      out = self.train(rewind_weights, masks, start=start, seed=seed,
+                       run_dir=d)
+    trained = None
+    if start == self.rewind_step and any(
+        b.wants_ticket_weights for b in self._branches_at(level)):
+      trained = snapshot(model)
+    if self.save_tickets:
+      # The data hparams give trained/ its raw-image signature and the
+      # preprocessing numbers in assets/trained.json.
+      trained_meta = {
+          "model": self.task.mhp.model, "dataset": self.task.dhp.dataset,
+          "level": level, "density": out["density"],
+          "input_shape": list(self.task.info.input_shape),
+          "num_classes": self.task.info.num_classes}
+      self._save_model(paths.trained(self.exp_dir, level),
+                       lambda path: tickets.save_trained(
+                           path, model, self.task.dhp, trained_meta))
+    # Always, even at the last level asked for: a later run with a larger
+    # --levels (levels are not in the hash) extends this experiment. Kept
+    # in this level's directory, so none exists beyond the last level.
+    # From the trained weights, identical on every replica and worker.
+    next_masks = pruning.prune(model, masks, self.php)
+    artifacts.write_npz(paths.next_mask(self.exp_dir, level), next_masks)
+    if self.save_tickets:
+      self._save_ticket(paths.ticket(self.exp_dir, level), level, masks,
+                        rewind_weights, out)
+    out.update(level=level, run=paths.TICKET_RUN,
+               wall_seconds=time.time() - began,
+               rewind_step=self.rewind_step, **self.provenance())
+    if self.pretraining is not None:
+      out["pretraining"] = self.pretraining.to_dict()
+    # Written last: its presence marks the ticket of this level done.
+    self._write_json(paths.metrics(d), out)
+    self._clear_checkpoint(d)
+    return trained
+
+  def _run_branch(self, level: int, b: branch_lib.Branch, trained) -> None:
+    """Runs branch ``b`` of the level unless its metrics.json is there."""
+    d = paths.run(self.exp_dir, level, b.name)
+    if self._intact(paths.metrics(d)):
+      return
+    began = time.time()
+    out = b.run(branch_lib.Level(
+        number=level, directory=d, mask=self._masks_for(level),
+        rewind_step=self.rewind_step, seed=self.task.thp.seed,
+        task=self.task, lottery=self.lhp, trainer=self,
+        ticket_weights=trained))
+    out.update(level=level, run=b.name, wall_seconds=time.time() - began,
+               rewind_step=self.rewind_step, **self.provenance())
+    if not self.is_chief:
+      return
+    b.save(d, out, artifacts.write_json)
+    self._clear_checkpoint(d)
+    extra = b.level_summary(out)
+    if extra is not None:
+      level_path = paths.metrics(paths.level(self.exp_dir, level))
+      row = artifacts.read_json(level_path)
+      row[b.name] = extra
+      artifacts.write_json(level_path, row)
 
   def _clear_checkpoint(self, run_dir: str) -> None:
     ckpt = self._checkpoint(run_dir)
@@ -393,101 +430,24 @@ class LotteryRunner:
 
   def _pretrain(self, masks) -> Dict[str, np.ndarray]:
     """The dense weights after the pre-training phase, w_t (resumable)."""
-    d = os.path.join(self.exp_dir, "pretrain")
-    weights_path = os.path.join(d, "weights.npz")
-    if self._intact(os.path.join(d, "metrics.json")) and self._intact(
-        weights_path):
+    d = paths.pretrain(self.exp_dir)
+    weights_path = os.path.join(d, paths.WEIGHTS)
+    if self._intact(paths.metrics(d)) and self._intact(weights_path):
       return artifacts.read_npz(weights_path)
     model, _ = self._session()
     load_weights(model, self._init_weights)
     pruning.set_masks(model, masks)
-    weights, record = pretrain_lib.pretrain(
-        model, self.task, self.pretraining, eval_data=self._eval_data,
-        quiet=self.quiet, ckpt=self._checkpoint(d))
+    weights, record = self.pretraining.train(
+        model, self.task, eval_data=self._eval_data, quiet=self.quiet,
+        ckpt=self._checkpoint(d))
     artifacts.write_npz(weights_path, weights)
-    self._write_json(os.path.join(d, "metrics.json"), record)
+    self._write_json(paths.metrics(d), record)
     self._clear_checkpoint(d)
     acc = record.get("metrics", {}).get("test_accuracy")
     self.log(f"pre-trained {record['steps']} steps on {record['subset']} "
              f"({record['num_examples']} examples)"
              + (f": test acc {100 * acc:.2f}%" if acc is not None else ""))
     return weights
-
-  def _run_lmc(self, level: int, trained=None) -> Optional[dict]:
-    """Instability of the level's ticket (Frankle et al. 2020), resumable.
-
-    Two copies train from the rewind point under the level's mask with
-    different data orders: the ticket itself (data seed --seed) when it
-    started there, and one with another data seed. Adds the summary to the
-    level's metrics.json; returns that, or None if it was there already.
-    """
-    d = level_dir(self.exp_dir, level)
-    path = os.path.join(d, "lmc", "metrics.json")
-    if self._intact(path):
-      return None
-    began = time.time()
-    model, _ = self._session()
-    masks = self._masks_for(level)
-    weights = artifacts.read_npz(os.path.join(self.exp_dir, "rewind.npz"))
-    seed = self.task.thp.seed
-    if trained is None:
-      self._train(weights, masks, start=self.rewind_step, seed=seed)
-      trained = snapshot(model)
-    other = self._train(weights, masks, start=self.rewind_step, seed=seed,
-                        data_seed=seed + lmc.COPY_SEED_OFFSET,
-                        ckpt=self._checkpoint(os.path.dirname(path)))
-    if self._lmc_data is None:
-      self._lmc_data = lmc.datasets_for(self.task.dhp, self.task.info)
-    summary, arrays = lmc.evaluate_path(
-        model, trained, snapshot(model), self._lmc_data,
-        points=self.lhp.interpolation_points,
-        threshold=self.lhp.barrier_threshold)
-    summary.update(level=level, density=other["density"],
-                   rewind_step=self.rewind_step,
-                   data_seeds=[seed, seed + lmc.COPY_SEED_OFFSET],
-                   second_copy=other["metrics"],
-                   wall_seconds=time.time() - began)
-    if not self.is_chief:
-      return None
-    lmc.save(os.path.dirname(path), summary, arrays,
-             title=f"level {level}, density {100 * other['density']:.2f}%")
-    self._clear_checkpoint(os.path.dirname(path))
-    metrics_path = os.path.join(d, "metrics.json")
-    row = artifacts.read_json(metrics_path)
-    row["lmc"] = {k: summary[k] for k in (
-        "instability", "connected_fraction", "per_example_barrier_mean",
-        "train_error_barrier", "test_error_barrier", "barrier_threshold")}
-    artifacts.write_json(metrics_path, row)
-    return row
-
-  def _run_control(self, level: int, control: str) -> dict:
-    d = os.path.join(level_dir(self.exp_dir, level), control)
-    path = os.path.join(d, "metrics.json")
-    if self._intact(path):
-      return artifacts.read_json(path)
-    began = time.time()
-    masks = self._masks_for(level)
-    if control == "reinit":
-      # Frankle & Carbin's control: the ticket's mask on a fresh
-      # initialisation, trained from the rewind step like the ticket.
-      seed = self.task.thp.seed + _REINIT_SEED_OFFSET
-      out = self._train(self._fresh_weights(seed), masks,
-                        start=self.rewind_step, seed=seed,
-                        ckpt=self._checkpoint(d))
-    else:
-      # A random mask with the ticket's per-layer density on the rewind
-      # weights.
-      seed = self.task.thp.seed + _RANDOM_MASK_SEED_OFFSET + level
-      masks = pruning.random_masks(masks, seed=seed)
-      artifacts.write_npz(os.path.join(d, "mask.npz"), masks)
-      rewind_weights = artifacts.read_npz(os.path.join(self.exp_dir, "rewind.npz"))
-      out = self._train(rewind_weights, masks, start=self.rewind_step,
-                        seed=seed, ckpt=self._checkpoint(d))
-    out.update(level=level, run=control, wall_seconds=time.time() - began,
-               rewind_step=self.rewind_step, **self.provenance())
-    self._write_json(path, out)
-    self._clear_checkpoint(d)
-    return out
 
   def _save_ticket(self, path, level, masks, rewind_weights, out):
     model, _ = self._session()
@@ -517,8 +477,8 @@ class LotteryRunner:
       return self._run()
 
   def _run(self) -> str:
-    self._write_json(os.path.join(self.exp_dir, "hparams.json"),
-                     self.provenance())
+    self._write_json(paths.hparams(self.exp_dir), self.provenance())
+    runs = self._accuracy_runs()
     for level in range(self.lhp.levels + 1):
       done = self._level_done(level)
       row = self.run_level(level)
@@ -527,8 +487,7 @@ class LotteryRunner:
         self.log(f"worker {distribute.worker_index()}: level {level:02d} done"
                  + (f", test acc {100 * acc:.2f}%" if acc else ""))
         continue
-      line = report.level_line(self.exp_dir, level, self.lhp.control_list())
+      line = report.level_line(self.exp_dir, level, runs)
       self.log(("(done) " if done else "") + line)
-      report.write_summary(self.exp_dir, self.lhp.levels,
-                           self.lhp.control_list())
-    return os.path.join(self.exp_dir, "summary.json")
+      report.write_summary(self.exp_dir, self.lhp.levels, runs)
+    return paths.summary(self.exp_dir)

@@ -17,15 +17,13 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from lottery_tf import fs
-from lottery_tf import artifacts, data, hparams as hp_lib, models, pruning
-from lottery_tf import tickets, training
+from lottery_tf import artifacts, data, descriptions, fs, hparams as hp_lib
+from lottery_tf import models, paths, pruning, tickets, training
 from lottery_tf._keras import keras
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
-from lottery_tf.lottery.experiments import find_experiment_dir
-from lottery_tf.lottery.runner import LotteryRunner, level_dir
+from lottery_tf.lottery.runner import LotteryRunner
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.training.rewind import load_weights, named_weights, snapshot
@@ -244,14 +242,12 @@ class TransferRunner:
         "optimizer": ticket.meta.get("optimizer"),
         "level": ticket.meta.get("level"), "density": ticket.meta.get("density"),
     }
-    digest = hp_lib.experiment_hash(
-        self.dhp, thp, trhp, extra={"command": "transfer",
-                                    "ticket": self.source["ticket_sha256"],
-                                    "prune_only": prune_only})
-    default = (f"transfer_{ticket.model_name}_{ticket.meta.get('dataset')}"
-               f"_l{ticket.meta.get('level', 0):02d}_to_{self.dhp.dataset}")
-    self.exp_dir = artifacts.experiment_dir(
-        output_dir, (name or default).replace("/", "_"), digest)
+    self.description = descriptions.Transfer(
+        self.dhp, thp, trhp, ticket_sha256=self.source["ticket_sha256"],
+        prune_only=prune_only, source_model=ticket.model_name,
+        source_dataset=ticket.meta.get("dataset"),
+        source_level=ticket.meta.get("level", 0), name=name)
+    self.exp_dir = self.description.directory(output_dir)
 
   def provenance(self) -> dict:
     return {"hparams": hp_lib.to_json_dict(self.dhp, self.task.thp, self.trhp),
@@ -261,7 +257,7 @@ class TransferRunner:
             "data": self.task.info.to_dict()}
 
   def _run_once(self, kind: str) -> dict:
-    path = os.path.join(self.exp_dir, kind, "metrics.json")
+    path = paths.metrics(os.path.join(self.exp_dir, kind))
     if fs.exists(path):
       return artifacts.read_json(path)
     began = time.time()
@@ -299,9 +295,9 @@ class TransferRunner:
     level = 0 if with_dense_only else int(meta.get("level", 0))
     lhp = LotteryHparams(levels=level, rewind=meta.get("rewind", "0it"),
                          controls="")
-    exp_dir = find_experiment_dir(self.output_dir, self.task, php, lhp)
-    return LotteryRunner(exp_dir, self.task, php, lhp, quiet=self.quiet,
-                         log=self.log)
+    return descriptions.Find.of(
+        self.task.dhp, self.task.mhp, self.task.thp, php, lhp).runner(
+            self.output_dir, self.task, quiet=self.quiet, log=self.log)
 
   def run(self) -> str:
     with artifacts.experiment_lock(self.exp_dir):
@@ -323,8 +319,8 @@ class TransferRunner:
       # to freeze); recorded as such beside the frozen runs.
       for kind, lvl in (("own_ticket", level), ("dense", 0)):
         if kind in controls:
-          m = artifacts.read_json(os.path.join(level_dir(runner.exp_dir, lvl),
-                                               "metrics.json"))
+          m = artifacts.read_json(paths.metrics(paths.level(runner.exp_dir,
+                                                            lvl)))
           m["experiment"] = runner.exp_dir
           m.setdefault("trained_layers", "all")
           m.setdefault("frozen_layers", [])

@@ -16,14 +16,11 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from lottery_tf import fs
-from lottery_tf import artifacts, hparams as hp_lib, tickets
+from lottery_tf import artifacts, descriptions, fs, paths, tickets
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import (DatasetHparams, Hparams, ModelHparams,
                                 TrainingHparams, field)
-from lottery_tf.lottery.experiments import find_experiment_dir
 from lottery_tf.lottery.hparams import LotteryHparams
-from lottery_tf.lottery.runner import LotteryRunner, level_dir
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.transfer import TransferRunner
@@ -154,10 +151,11 @@ class GridRunner:
     self.quiet, self.log = quiet, log
     self.sources = parse_datasets(ghp.sources, "sources")
     self.targets = parse_datasets(ghp.targets, "targets")
-    digest = hp_lib.experiment_hash(base_dhp, mhp, thp, php, self.lhp, trhp,
-                                    ghp, extra={"command": "grid"})
-    self.exp_dir = artifacts.experiment_dir(output_dir,
-                                            f"grid_{mhp.model}", digest)
+    # The sources' finds' flags, before any work.
+    descriptions.Find(base_dhp, mhp, thp, php, self.lhp).validate()
+    self.description = descriptions.Grid.of(
+        base_dhp, mhp, thp, php, self.lhp, trhp, ghp)
+    self.exp_dir = self.description.directory(output_dir)
 
   def _dhp(self, spec) -> DatasetHparams:
     return self.base_dhp.replace(dataset=spec[0], classes=spec[1])
@@ -165,11 +163,12 @@ class GridRunner:
   def find_source(self, spec, optimizer) -> str:
     task = Task(self._dhp(spec), self.mhp, recipe(self.thp, self.ghp,
                                                   optimizer))
-    exp_dir = find_experiment_dir(self.output_dir, task, self.php, self.lhp)
-    LotteryRunner(exp_dir, task, self.php, self.lhp, quiet=self.quiet,
-                  log=lambda line: self.log(f"[{label(spec)} {optimizer}] "
-                                            + line)).run()
-    return exp_dir
+    runner = descriptions.Find.of(
+        task.dhp, task.mhp, task.thp, self.php, self.lhp).runner(
+            self.output_dir, task, quiet=self.quiet,
+            log=lambda line: self.log(f"[{label(spec)} {optimizer}] " + line))
+    runner.run()
+    return runner.exp_dir
 
   def run(self) -> str:
     fs.makedirs(self.exp_dir)
@@ -179,8 +178,7 @@ class GridRunner:
       for src in self.sources:
         find_dir = self.find_source(src, so)
         for level in levels:
-          ticket = tickets.load(os.path.join(level_dir(find_dir, level),
-                                             "ticket"))
+          ticket = tickets.load(paths.ticket(find_dir, level))
           for tgt in self.targets:
             for to in _split(self.ghp.target_optimizers):
               for r in range(self.ghp.replicates):
@@ -226,9 +224,7 @@ class GridRunner:
     plots = plot_grid(rows, self.exp_dir, heat_level)
     artifacts.write_json(os.path.join(self.exp_dir, "grid.json"), {
         "rows": rows, "comparison": compare(rows), "plots": plots, "heatmap_level": heat_level,
-        "hparams": hp_lib.to_json_dict(self.base_dhp, self.mhp, self.thp,
-                                       self.php, self.lhp, self.trhp,
-                                       self.ghp),
+        "hparams": self.description.hparams_dict(),
         "versions": artifacts.library_versions()})
     self.log(format_table(rows))
     for path in plots:

@@ -1,0 +1,63 @@
+"""Instability of each level's ticket (Frankle et al. 2020), as a branch.
+
+Two copies train from the rewind point under the level's mask with different
+data orders: the ticket itself (data seed --seed) when it started there, and
+one with another data seed; the error barrier on the linear path between
+them is the instability (``find --lmc_every_level`` or ``--controls=lmc``).
+"""
+from typing import Dict
+
+from lottery_tf.lottery.branch.base import Branch, Level
+from lottery_tf.lottery.branch.registry import register
+
+#: What the level's own metrics.json (and summary rows) keep of it.
+SUMMARY_KEYS = ("instability", "connected_fraction", "per_example_barrier_mean",
+                "train_error_barrier", "test_error_barrier",
+                "barrier_threshold")
+
+
+@register
+class LinearModeConnectivity(Branch):
+  name = "lmc"
+  help = ("a second copy from the rewind point with another data order: "
+          "the instability (error barrier on the linear path)")
+  at_level_0 = True
+  reports_accuracy = False
+  wants_ticket_weights = True
+
+  def __init__(self):
+    self._data = None
+    self._arrays: Dict[str, dict] = {}
+
+  def run(self, level: Level) -> dict:
+    from lottery_tf.analysis import lmc  # pylint: disable=g-import-not-at-top
+    trainer, seed = level.trainer, level.seed
+    weights = trainer.rewind_weights()
+    trained = level.ticket_weights
+    if trained is None:
+      trainer.train(weights, level.mask, start=level.rewind_step, seed=seed)
+      trained = trainer.weights()
+    other = trainer.train(weights, level.mask, start=level.rewind_step,
+                          seed=seed, data_seed=seed + lmc.COPY_SEED_OFFSET,
+                          run_dir=level.directory)
+    if self._data is None:
+      self._data = lmc.datasets_for(level.task.dhp, level.task.info)
+    summary, arrays = lmc.evaluate_path(
+        trainer.model(), trained, trainer.weights(), self._data,
+        points=level.lottery.interpolation_points,
+        threshold=level.lottery.barrier_threshold)
+    summary.update(density=other["density"],
+                   data_seeds=[seed, seed + lmc.COPY_SEED_OFFSET],
+                   second_copy=other["metrics"])
+    self._arrays[level.directory] = arrays
+    return summary
+
+  def save(self, directory: str, metrics: dict, write_json) -> None:
+    from lottery_tf.analysis import lmc  # pylint: disable=g-import-not-at-top
+    del write_json  # lmc.save writes its arrays, plot and metrics.json.
+    lmc.save(directory, metrics, self._arrays.pop(directory),
+             title=f"level {metrics['level']}, density "
+             f"{100 * metrics['density']:.2f}%")
+
+  def level_summary(self, metrics: dict) -> dict:
+    return {k: metrics[k] for k in SUMMARY_KEYS}

@@ -1,0 +1,105 @@
+"""Branches: the controls are registered, and a new one is one class.
+
+A branch registered here (as a user would, in their own module) runs under
+``--controls`` through the same runner as the built-in ones: its files land
+in ``level_NN/<name>/``, the summary carries its rows, and a rerun skips
+it.
+"""
+import contextlib
+import os
+
+import numpy as np
+import pytest
+
+from lottery_tf import artifacts, descriptions, paths
+from lottery_tf.errors import UserError
+from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.lottery import branch
+from lottery_tf.lottery.branch import registry
+from lottery_tf.lottery.hparams import LotteryHparams
+from lottery_tf.pruning.hparams import PruningHparams
+
+GROUPS = (DatasetHparams(dataset="digits"), ModelHparams("lenet_300_100"),
+          TrainingHparams(lr=0.05, momentum=0.9, batch_size=64,
+                          training_steps="2ep", seed=3),
+          PruningHparams(pruning_fraction=0.5))
+
+
+class OtherOrder(branch.Branch):
+  """The ticket itself trained on another data order: how much of a
+  ticket's accuracy is the luck of one order?"""
+  name = "other_order"
+  help = "the ticket on another data order"
+  calls = []
+
+  def run(self, level: branch.Level) -> dict:
+    OtherOrder.calls.append(level.number)
+    return level.trainer.train(
+        level.trainer.rewind_weights(), level.mask, start=level.rewind_step,
+        seed=level.seed, data_seed=level.seed + 1, run_dir=level.directory)
+
+
+@contextlib.contextmanager
+def registered(cls):
+  registry.register(cls)
+  try:
+    yield cls
+  finally:
+    registry.unregister(cls.name)
+
+
+def _find(tmp_path, controls, **lottery):
+  lhp = LotteryHparams(levels=2, rewind="3it", controls=controls, **lottery)
+  desc = descriptions.Find.of(*GROUPS, lhp)
+  runner = desc.runner(str(tmp_path), quiet=True, log=lambda line: None)
+  runner.run()
+  return runner.exp_dir
+
+
+def test_the_built_in_branches_are_registered():
+  assert branch.names()[:3] == ["reinit", "random_mask", "lmc"]
+  assert branch.get("lmc").at_level_0 and not branch.get("reinit").at_level_0
+
+
+def test_a_registered_branch_runs_under_controls_and_resumes(tmp_path):
+  with registered(OtherOrder):
+    OtherOrder.calls = []
+    exp = _find(tmp_path, "reinit,other_order")
+    assert OtherOrder.calls == [1, 2]  # Not at level 0 (the dense network).
+    for level in (1, 2):
+      m = artifacts.read_json(paths.metrics(
+          paths.run(exp, level, "other_order")))
+      ticket = artifacts.read_json(paths.metrics(paths.level(exp, level)))
+      assert m["run"] == "other_order" and m["level"] == level
+      assert m["data_seed"] == 4 and ticket["data_seed"] == 3
+      # Same mask, same start: only the data order differs.
+      assert m["density"] == ticket["density"]
+      assert m["start_step"] == ticket["start_step"] == 3
+      assert m["metrics"]["test_accuracy"] != ticket["metrics"][
+          "test_accuracy"] or not np.isclose(m["metrics"]["test_loss"],
+                                             ticket["metrics"]["test_loss"])
+    rows = artifacts.read_json(paths.summary(exp))["rows"]
+    assert sorted((r["level"], r["run"]) for r in rows) == [
+        (0, "ticket"), (1, "other_order"), (1, "reinit"), (1, "ticket"),
+        (2, "other_order"), (2, "reinit"), (2, "ticket")]
+    # The same command again: nothing trains.
+    OtherOrder.calls = []
+    assert _find(tmp_path, "reinit,other_order") == exp
+    assert OtherOrder.calls == []
+  with pytest.raises(UserError, match="--controls: unknown .*other_order"):
+    LotteryHparams(controls="other_order").validate()
+
+
+def test_controls_lmc_is_the_instability_branch(tmp_path):
+  exp = _find(tmp_path, "lmc", interpolation_points=3)
+  for level in (0, 1, 2):
+    lmc = artifacts.read_json(paths.metrics(paths.run(exp, level, "lmc")))
+    ticket = artifacts.read_json(paths.metrics(paths.level(exp, level)))
+    assert len(lmc["rows"]) == 3
+    assert ticket["lmc"]["instability"] == lmc["instability"]
+    assert os.path.exists(os.path.join(paths.run(exp, level, "lmc"),
+                                       "per_example.npz"))
+  # Not a row of the accuracy summary; its numbers ride on the ticket's.
+  rows = artifacts.read_json(paths.summary(exp))["rows"]
+  assert {r["run"] for r in rows} == {"ticket"}
+  assert all("instability" in r for r in rows)
