@@ -135,6 +135,8 @@ def validate_only(paths):
   for path in paths:
     command = command_of(path)
     check_training_flags(path)
+    # Every flag the preset sets is one its command reads.
+    commands.check_flags(command)
     groups = []
     for cls in _hparam_classes():
       names = [f.name for f in dataclasses.fields(cls)]

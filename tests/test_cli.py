@@ -225,3 +225,52 @@ def test_every_numeric_and_enumerated_flag_refuses_a_bad_value(tmp_path):
     if code != 2 or len(lines) != 1 or flag not in lines[0]:
       wrong.append((argv, code, err.strip()[-300:]))
   assert not wrong, wrong
+
+
+# -- each command its own flags ------------------------------------------------
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["export", "--lr=5", "--sources=foo"], "--lr"),
+    (["train", "--pruning_fraction=0.5"], "--pruning_fraction"),
+    (["grid", "--experiment_name=x", "--sources=digits", "--targets=digits"],
+     "--experiment_name"),
+    (["list", "--quiet"], "--quiet"),
+])
+def test_a_flag_the_command_does_not_use_is_refused(cli, tmp_path, argv, flag):
+  proc = cli(*argv)
+  assert proc.returncode == 2, (proc.stdout, proc.stderr)
+  assert proc.stderr.strip() == (
+      f"lottery_tf: error: {flag}: not a flag of `{argv[0]}` (`lottery_tf "
+      f"{argv[0]} --help` lists its flags)")
+  assert not (tmp_path / "runs").exists()
+
+
+def test_command_help_lists_its_own_flags_by_group(cli):
+  proc = cli("find", "--help")
+  assert proc.returncode == 0, proc.stderr
+  out = proc.stdout
+  assert out.startswith("usage: lottery_tf find ")
+  groups = [line[:-1] for line in out.splitlines()
+            if line.endswith(":") and not line.startswith(" ")]
+  assert groups == ["dataset", "model", "training", "pruning", "lottery",
+                    "output"]
+  pruning = out.split("\npruning:\n")[1].split("\nlottery:\n")[0]
+  assert "  --pruning_fraction (default: '0.2')" in pruning
+  assert "--sources" not in out and "--export_dir" not in out
+  export = cli("export", "-h").stdout
+  assert "--export_dir" in export and "--lr" not in export
+
+
+def test_every_flag_belongs_to_a_command_and_is_defined_once():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from lottery_tf.cli import commands, flags as cli_flags  # pylint: disable=g-import-not-at-top
+  used = set()
+  for command in commands.COMMANDS:
+    names = set(commands.flags_of(command))
+    assert names <= set(cli_flags.GROUP_OF), (command, names - set(
+        cli_flags.GROUP_OF))
+    used |= names
+  assert set(cli_flags.GROUP_OF) - used == {"preset"}
+  with pytest.raises(ValueError, match="--lr is defined twice"):
+    cli_flags.define(flags.DEFINE_float, "lr", 0.1, "again", "elsewhere")

@@ -78,17 +78,19 @@ def find() -> str:
   return desc.runner(FLAGS.output_dir, task, quiet=FLAGS.quiet).run()
 
 
-cli_flags.flags.DEFINE_string(
+cli_flags.define(
+    cli_flags.flags.DEFINE_string,
     "ticket", "", "A ticket directory (a level's `ticket/`), for export, "
-    "transfer and lmc (lmc also takes a find experiment directory).")
-cli_flags.flags.DEFINE_string(
+    "transfer and lmc (lmc also takes a find experiment directory).",
+    "ticket")
+cli_flags.define(
+    cli_flags.flags.DEFINE_string,
     "export_dir", "", "export: where to write the verified ticket, its masks "
-    "and weights as .npz, and export.json.")
-
-
-cli_flags.flags.DEFINE_bool(
+    "and weights as .npz, and export.json.", "ticket")
+cli_flags.define(
+    cli_flags.flags.DEFINE_bool,
     "overwrite", False, "export: replace an earlier export in --export_dir "
-    "(refused without it).")
+    "(refused without it).", "ticket")
 
 
 def export() -> str:
@@ -181,6 +183,41 @@ def presets_() -> str:
   return ""
 
 
+_TASK = (DatasetHparams, ModelHparams, TrainingHparams)
+_OUTPUT = ("output_dir", "experiment_name", "quiet")
+
+#: command -> the flags it reads (hparam classes: all their fields).
+FLAGS_OF = {
+    "find": _TASK + (PruningHparams, LotteryHparams) + _OUTPUT,
+    "train": _TASK + _OUTPUT,
+    # The ticket brings its model and pruning; --prune_only picks which of
+    # its masks carry over.
+    "transfer": (DatasetHparams, TrainingHparams, TransferHparams, "ticket",
+                 "prune_only") + _OUTPUT,
+    # Named grid_<model> always; --sources/--targets replace --dataset.
+    "grid": _TASK + (PruningHparams, LotteryHparams, TransferHparams,
+                     _GridHparams, "output_dir", "quiet"),
+    "export": ("ticket", "export_dir", "overwrite"),
+    "list": (),
+    "presets": (),
+}
+
+
+def flags_of(command: str):
+  return cli_flags.names_of(*FLAGS_OF[command])
+
+
+def check_flags(command: str) -> None:
+  """Exit 2 naming a flag given that ``command`` does not read."""
+  cli_flags.check_used(command, flags_of(command))
+
+
+def help_for(command: str) -> str:
+  doc = (COMMANDS[command].__doc__ or "").strip().splitlines()
+  return cli_flags.help_for(command, doc[0] if doc else "",
+                            flags_of(command))
+
+
 COMMANDS = {
     "find": find,
     "train": train,
@@ -195,3 +232,4 @@ COMMANDS = {
 from lottery_tf.cli import diet_commands  # noqa: E402  pylint: disable=wrong-import-position
 
 COMMANDS.update(diet_commands.COMMANDS)
+FLAGS_OF.update(diet_commands.FLAGS_OF)

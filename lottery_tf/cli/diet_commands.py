@@ -167,6 +167,20 @@ def lmc() -> str:
                          threshold=lhp.barrier_threshold, quiet=FLAGS.quiet)
 
 
+_TASK = (DatasetHparams, ModelHparams, TrainingHparams)
+_OUTPUT = ("output_dir", "experiment_name", "quiet")
+
+#: command -> the flags it reads (see commands.FLAGS_OF).
+FLAGS_OF = {
+    "score": _TASK + (ScoreHparams,) + _OUTPUT,
+    "diet": _TASK + (PruningHparams, LotteryHparams, ScoreHparams,
+                     DietHparams) + _OUTPUT,
+    # The task flags override what a --ticket's run recorded; of the lottery
+    # group, the start point and the path settings.
+    "lmc": _TASK + (LMCHparams, "ticket", "rewind", "interpolation_points",
+                    "barrier_threshold") + _OUTPUT,
+}
+
 COMMANDS = {
     "score": score,
     "lmc": lmc,

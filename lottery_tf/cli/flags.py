@@ -4,11 +4,13 @@ Flags exist only here; every command converts them into plain hparam objects
 before calling the library.
 """
 import dataclasses
+import textwrap
 import typing
+from typing import Dict, Tuple
 
 from absl import flags
 
-from lottery_tf.errors import UserError  # noqa: F401  (re-exported)
+from lottery_tf.errors import UserError
 
 FLAGS = flags.FLAGS
 
@@ -20,15 +22,74 @@ _DEFINERS = {
 }
 
 
+#: Our flags (not absl's own): name -> the group its help lists it under.
+GROUP_OF: Dict[str, str] = {}
+
+
+def define(definer, name: str, default, help_text: str, group: str) -> None:
+  """Defines one flag (``flags.DEFINE_*``) under ``group`` in --help."""
+  if name in GROUP_OF:
+    raise ValueError(f"flag --{name} is defined twice ({GROUP_OF[name]} and "
+                     f"{group}): every flag has one meaning")
+  definer(name, default, help_text)
+  GROUP_OF[name] = group
+
+
 def define_from(cls) -> None:
   """One flag per field of an hparam dataclass, help text from the field."""
   hints = typing.get_type_hints(cls)
   for f in dataclasses.fields(cls):
-    if f.name in FLAGS:
-      continue
     definer = _DEFINERS[hints[f.name]]
     help_text = f.metadata.get("help") or f.name
-    definer(f.name, f.default, help_text)
+    define(definer, f.name, f.default, help_text, cls.group)
+
+
+def names_of(*sources) -> Tuple[str, ...]:
+  """Flag names: each source is an hparam class (all its fields) or a name."""
+  out = []
+  for s in sources:
+    if isinstance(s, str):
+      out.append(s)
+    else:
+      out.extend(f.name for f in dataclasses.fields(s))
+  return tuple(out)
+
+
+def check_used(command: str, allowed) -> None:
+  """UserError naming the first flag given that ``command`` does not use.
+
+  All commands share absl's one namespace; without this, a flag meant for
+  another command (or a typo'd command) would be accepted and ignored.
+  """
+  allowed = set(allowed) | {"preset"}
+  for name in GROUP_OF:
+    if name not in allowed and FLAGS[name].present:
+      raise UserError(f"--{name}: not a flag of `{command}` (`lottery_tf "
+                      f"{command} --help` lists its flags)")
+
+
+def help_for(command: str, summary: str, allowed) -> str:
+  """``lottery_tf COMMAND --help``: its flags by group, with defaults."""
+  allowed = set(allowed)
+  lines = [f"usage: lottery_tf {command} [--preset=NAME | --flagfile=FILE] "
+           "[--flags...]", "", summary.strip(), ""]
+  groups: Dict[str, list] = {}
+  for name, group in GROUP_OF.items():
+    if name in allowed:
+      groups.setdefault(group, []).append(name)
+  # The command's own groups first, where it writes last.
+  for group, names in sorted(groups.items(), key=lambda g: g[0] == "output"):
+    lines.append(f"{group}:")
+    for name in names:
+      flag = FLAGS[name]
+      default = flag.default_as_str or "''"
+      lines.append(f"  --{name} (default: {default})")
+      lines.extend(textwrap.wrap(flag.help, 76, initial_indent="      ",
+                                 subsequent_indent="      "))
+    lines.append("")
+  if not groups:
+    lines.append("(no flags)")
+  return "\n".join(lines).rstrip() + "\n"
 
 
 def from_flags(cls, **overrides):
@@ -42,15 +103,18 @@ def was_set(name: str) -> bool:
   return FLAGS[name].present > 0
 
 
-flags.DEFINE_string(
-    "output_dir", "runs",
-    "Where experiments go: OUTPUT_DIR/<experiment name>-<hparams hash>/.")
-flags.DEFINE_string(
-    "experiment_name", "",
-    "Name prefix of the experiment directory (default: command_model_dataset).")
-flags.DEFINE_bool("quiet", False, "No Keras progress output.")
-flags.DEFINE_string(
-    "preset", "",
+define(flags.DEFINE_string,
+       "output_dir", "runs",
+       "Where experiments go: OUTPUT_DIR/<experiment name>-<hparams hash>/.",
+       "output")
+define(flags.DEFINE_string,
+       "experiment_name", "",
+       "Name prefix of the experiment directory (default: "
+       "command_model_dataset).", "output")
+define(flags.DEFINE_bool, "quiet", False, "No Keras progress output.",
+       "output")
+define(
+    flags.DEFINE_string, "preset", "",
     "A paper preset by name (`lottery_tf presets` lists them), read as a "
     "--flagfile from the installed presets: works from any directory. Flags "
-    "after it override it.")
+    "after it override it.", "output")

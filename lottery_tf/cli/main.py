@@ -20,8 +20,8 @@ from lottery_tf.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
 USAGE = ("usage: lottery_tf {%s} [--preset=NAME | --flagfile=FILE] "
-         "[--flags...]; "
-         "`lottery_tf --helpfull` lists every flag")
+         "[--flags...]; `lottery_tf COMMAND --help` lists a command's flags, "
+         "`lottery_tf --helpfull` every flag")
 
 
 def _fail(message: str) -> None:
@@ -33,7 +33,18 @@ def _fail(message: str) -> None:
 _HELP = ("--help", "-h", "-?", "--helpfull", "--helpshort", "--helpxml")
 
 
+def _command_help(argv) -> None:
+  """``lottery_tf COMMAND --help``: that command's flags, then exit 0."""
+  words = [a for a in argv[1:] if not a.startswith("-")]
+  if (words and words[0] in commands.COMMANDS
+      and any(a.split("=")[0] in ("--help", "-h", "-?", "--helpshort")
+              for a in argv[1:])):
+    sys.stdout.write(commands.help_for(words[0]))
+    sys.exit(0)
+
+
 def _parse(argv):
+  _command_help(argv)
   try:
     # --preset=NAME and --flagfile=NAME (a preset's name, not a path) read
     # the installed preset: they work from any directory.
@@ -96,6 +107,7 @@ def _main(argv):
   if command is None:
     _fail(f"unknown command {words[0]!r}; choose one of: {names}")
   try:
+    commands.check_flags(words[0])
     commands.setup_runtime(words[0])
     results = command()
   except UserError as e:
