@@ -120,7 +120,7 @@ def _hparam_classes():
   from lottery_tf.hparams import DatasetHparams, ModelHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.hparams import LotteryHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.pruning.hparams import PruningHparams  # pylint: disable=g-import-not-at-top
-  from lottery_tf.transfer.grid import GridHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.transfer.hparams import GridHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.transfer.hparams import TransferHparams  # pylint: disable=g-import-not-at-top
   return (DatasetHparams, ModelHparams, TrainingHparams, PruningHparams,
           LotteryHparams, TransferHparams, GridHparams, ScoreHparams,

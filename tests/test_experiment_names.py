@@ -16,7 +16,7 @@ from lottery_tf.diet.hparams import ScoreHparams
 from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.pruning.hparams import PruningHparams
-from lottery_tf.transfer.grid import GridHparams
+from lottery_tf.transfer.hparams import GridHparams
 from lottery_tf.transfer.hparams import TransferHparams
 
 STEPS = [

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from lottery_tf import tickets
+from lottery_tf.tickets import format as ticket_format
 from lottery_tf._keras import tf
 
 FIND = ["find", "--dataset=digits", "--model=lenet_300_100",
@@ -41,8 +42,8 @@ def _reseal(path):
   """Recomputes ticket.json's sha256s, as a forger would."""
   meta_path = os.path.join(path, tickets.TICKET_JSON)
   meta = json.load(open(meta_path))
-  meta["files"] = tickets._file_hashes(path, tickets.TICKET_JSON)  # pylint: disable=protected-access
-  meta["manifest_sha256"] = tickets._manifest_digest(meta)  # pylint: disable=protected-access
+  meta["files"] = ticket_format.file_hashes(path, tickets.TICKET_JSON)
+  meta["manifest_sha256"] = ticket_format.manifest_digest(meta)
   with open(meta_path, "w") as f:
     json.dump(meta, f)
 
@@ -176,8 +177,8 @@ def test_trained_network_is_read_as_data(ticket, tmp_path):
   meta_path = os.path.join(copy, tickets.TRAINED_JSON)
   meta = json.load(open(meta_path))
   meta["shapes"]["weights"]["fc2/bias"] = [99]
-  meta["files"] = tickets._file_hashes(copy, tickets.TRAINED_JSON)  # pylint: disable=protected-access
-  meta["manifest_sha256"] = tickets._manifest_digest(meta)  # pylint: disable=protected-access
+  meta["files"] = ticket_format.file_hashes(copy, tickets.TRAINED_JSON)
+  meta["manifest_sha256"] = ticket_format.manifest_digest(meta)
   with open(meta_path, "w") as f:
     json.dump(meta, f)
   from lottery_tf.errors import UserError  # pylint: disable=g-import-not-at-top

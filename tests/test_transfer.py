@@ -17,6 +17,7 @@ from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.training.rewind import named_weights
 from lottery_tf import transfer
+from lottery_tf.transfer import runner as transfer_runner
 from lottery_tf.transfer import grid as grid_lib
 from lottery_tf.transfer.hparams import TransferHparams
 
@@ -153,7 +154,7 @@ def test_frozen_transfer_trains_only_the_head(ticket_paths, tmp_path):
   task = Task(DatasetHparams(dataset="mnist_5k", classes="5-9"),
               ModelHparams("lenet_300_100"),
               SGD.replace(training_steps="20it"))
-  transfer._fit_and_eval(model, task, quiet=True)  # pylint: disable=protected-access
+  transfer_runner._fit_and_eval(model, task, quiet=True)  # pylint: disable=protected-access
   after = {k: v.numpy() for k, v in named_weights(model).items()}
   for key in before:
     changed = not np.array_equal(before[key], after[key])
@@ -303,6 +304,6 @@ def test_random_ticket_is_frozen_like_the_transferred_ticket(ticket_paths,
   training_seed = SGD.seed
   model, masks = transfer.prepare(
       ticket, runner.task.info, runner.trhp.replace(transfer_weights="random"),
-      seed=training_seed + transfer._RANDOM_TICKET_SEED_OFFSET)  # pylint: disable=protected-access
+      seed=training_seed + transfer_runner._RANDOM_TICKET_SEED_OFFSET)  # pylint: disable=protected-access
   frozen = [l for l in model.layers if not l.trainable and l.weights]
   assert {getattr(l, "layer", l).name for l in frozen} == {"fc1", "fc2"}

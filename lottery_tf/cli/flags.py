@@ -22,6 +22,10 @@ _DEFINERS = {
 }
 
 
+#: Flags every command takes (--quiet asks nothing of a command that prints
+#: no progress, so scripts can pass it to all).
+UNIVERSAL = ("preset", "quiet")
+
 #: Our flags (not absl's own): name -> the group its help lists it under.
 GROUP_OF: Dict[str, str] = {}
 
@@ -61,7 +65,7 @@ def check_used(command: str, allowed) -> None:
   All commands share absl's one namespace; without this, a flag meant for
   another command (or a typo'd command) would be accepted and ignored.
   """
-  allowed = set(allowed) | {"preset"}
+  allowed = set(allowed) | set(UNIVERSAL)
   for name in GROUP_OF:
     if name not in allowed and FLAGS[name].present:
       raise UserError(f"--{name}: not a flag of `{command}` (`lottery_tf "

@@ -8,8 +8,6 @@ find/transfer experiment under OUTPUT_DIR, so a re-run resumes and other
 commands reuse what the grid computed.
 """
 import collections
-import dataclasses
-import math
 import os
 import re
 from typing import Dict, List, Tuple
@@ -17,107 +15,13 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from lottery_tf import artifacts, descriptions, fs, paths, tickets
-from lottery_tf.errors import UserError
-from lottery_tf.hparams import (DatasetHparams, Hparams, ModelHparams,
-                                TrainingHparams, field)
+from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
-from lottery_tf.transfer import TransferRunner
-from lottery_tf.transfer.hparams import TransferHparams
-
-OPTIMIZERS = ("sgd", "adam")
-
-
-@dataclasses.dataclass(frozen=True)
-class GridHparams(Hparams):
-  group = "grid"
-  sources: str = field(
-      "", "grid: comma-separated source datasets; a class subset in "
-      "brackets, e.g. `mnist_5k[0-4]`.")
-  targets: str = field("", "grid: comma-separated target datasets (same "
-                       "syntax as --sources).")
-  source_optimizers: str = field(
-      "sgd", "grid: optimizers the source tickets are found with (`sgd`, "
-      "`adam`).")
-  target_optimizers: str = field(
-      "sgd", "grid: optimizers the transferred tickets are trained with.")
-  sgd_lr: float = field(0.1, "grid: learning rate of the `sgd` recipe.")
-  sgd_momentum: float = field(0.9, "grid: momentum of the `sgd` recipe.")
-  adam_lr: float = field(3e-4, "grid: learning rate of the `adam` recipe.")
-  transfer_levels: str = field(
-      "", "grid: comma-separated levels to transfer (empty: 1..--levels).")
-  replicates: int = field(
-      1, "grid: seeds per transfer and random ticket; the table reports mean "
-      "and standard deviation.")
-  heatmap_level: int = field(
-      -1, "grid: level shown in the heatmap (-1: the last one).",
-      affects_results=False)
-
-  def validate(self, levels: int):
-    for flag in ("sources", "targets"):
-      if not parse_datasets(getattr(self, flag), flag):
-        raise UserError(f"--{flag}: give at least one dataset")
-    for flag in ("source_optimizers", "target_optimizers"):
-      names = _split(getattr(self, flag))
-      bad = [n for n in names if n not in OPTIMIZERS]
-      if not names or bad:
-        raise UserError(f"--{flag}: {getattr(self, flag)!r}; choose from: "
-                        f"{', '.join(OPTIMIZERS)}")
-    for flag in ("sgd_lr", "adam_lr"):
-      value = getattr(self, flag)
-      if not (math.isfinite(value) and value > 0):
-        raise UserError(f"--{flag}: must be a finite number > 0, got {value}")
-    if not (math.isfinite(self.sgd_momentum) and 0 <= self.sgd_momentum < 1):
-      raise UserError(f"--sgd_momentum: must be in [0, 1), got "
-                      f"{self.sgd_momentum}")
-    if self.replicates < 1:
-      raise UserError(f"--replicates: must be >= 1, got {self.replicates}")
-    for lv in self.levels(levels):
-      if not 0 <= lv <= levels:
-        raise UserError(f"--transfer_levels: level {lv} is not in 0..{levels}")
-    if not -1 <= self.heatmap_level <= levels:
-      raise UserError(f"--heatmap_level: {self.heatmap_level} is not -1 (the "
-                      f"last level) or in 0..{levels} (--levels)")
-
-  def levels(self, levels: int) -> List[int]:
-    if not self.transfer_levels.strip():
-      return list(range(1, levels + 1)) or [0]
-    try:
-      return [int(x) for x in _split(self.transfer_levels)]
-    except ValueError:
-      raise UserError(f"--transfer_levels: {self.transfer_levels!r} is not "
-                      "a comma-separated list of levels") from None
-
-
-def _split(text: str) -> List[str]:
-  return [p.strip() for p in str(text).split(",") if p.strip()]
-
-
-_SPEC = re.compile(r"^([\w/]+)(?:\[([0-9,\- ]+)\])?$")
-
-
-def parse_datasets(text: str, flag: str) -> List[Tuple[str, str]]:
-  """``"mnist_5k[0-4],digits"`` -> [("mnist_5k", "0-4"), ("digits", "")]."""
-  out, depth, part = [], 0, ""
-  for ch in text + ",":
-    if ch == "," and depth == 0:
-      if part.strip():
-        m = _SPEC.match(part.strip())
-        if not m:
-          raise UserError(f"--{flag}: {part.strip()!r} is not NAME or "
-                          "NAME[classes], e.g. mnist_5k[0-4]")
-        out.append((m.group(1), (m.group(2) or "").replace(" ", "")))
-      part = ""
-      continue
-    depth += ch == "["
-    depth -= ch == "]"
-    part += ch
-  if depth != 0 or part.strip(","):
-    raise UserError(f"--{flag}: unbalanced brackets in {text!r}; write "
-                    "NAME[classes], e.g. mnist_5k[0-4]")
-  return out
-
+from lottery_tf.transfer.hparams import (GridHparams, TransferHparams,
+                                        parse_datasets, split_list)
+from lottery_tf.transfer.runner import TransferRunner
 
 def label(spec: Tuple[str, str]) -> str:
   name, classes = spec
@@ -174,13 +78,13 @@ class GridRunner:
     fs.makedirs(self.exp_dir)
     levels = self.ghp.levels(self.lhp.levels)
     records = []
-    for so in _split(self.ghp.source_optimizers):
+    for so in split_list(self.ghp.source_optimizers):
       for src in self.sources:
         find_dir = self.find_source(src, so)
         for level in levels:
           ticket = tickets.load(paths.ticket(find_dir, level))
           for tgt in self.targets:
-            for to in _split(self.ghp.target_optimizers):
+            for to in split_list(self.ghp.target_optimizers):
               for r in range(self.ghp.replicates):
                 thp = recipe(self.thp, self.ghp, to)
                 thp = thp.replace(seed=thp.seed + r)

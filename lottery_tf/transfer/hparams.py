@@ -1,5 +1,9 @@
-"""How a ticket is carried onto a target dataset (Morcos et al.; Mehta)."""
+"""How a ticket is carried onto a target dataset (Morcos et al.; Mehta), and
+the source x target grid of them (``lottery_tf grid``)."""
 import dataclasses
+import math
+import re
+from typing import List, Tuple
 
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import Hparams, field
@@ -62,3 +66,97 @@ class TransferHparams(Hparams):
     if unknown:
       raise UserError(f"--transfer_controls: unknown control(s) "
                       f"{sorted(unknown)}; choose from: {', '.join(CONTROLS)}")
+
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class GridHparams(Hparams):
+  group = "grid"
+  sources: str = field(
+      "", "grid: comma-separated source datasets; a class subset in "
+      "brackets, e.g. `mnist_5k[0-4]`.")
+  targets: str = field("", "grid: comma-separated target datasets (same "
+                       "syntax as --sources).")
+  source_optimizers: str = field(
+      "sgd", "grid: optimizers the source tickets are found with (`sgd`, "
+      "`adam`).")
+  target_optimizers: str = field(
+      "sgd", "grid: optimizers the transferred tickets are trained with.")
+  sgd_lr: float = field(0.1, "grid: learning rate of the `sgd` recipe.")
+  sgd_momentum: float = field(0.9, "grid: momentum of the `sgd` recipe.")
+  adam_lr: float = field(3e-4, "grid: learning rate of the `adam` recipe.")
+  transfer_levels: str = field(
+      "", "grid: comma-separated levels to transfer (empty: 1..--levels).")
+  replicates: int = field(
+      1, "grid: seeds per transfer and random ticket; the table reports mean "
+      "and standard deviation.")
+  heatmap_level: int = field(
+      -1, "grid: level shown in the heatmap (-1: the last one).",
+      affects_results=False)
+
+  def validate(self, levels: int):
+    for flag in ("sources", "targets"):
+      if not parse_datasets(getattr(self, flag), flag):
+        raise UserError(f"--{flag}: give at least one dataset")
+    for flag in ("source_optimizers", "target_optimizers"):
+      names = split_list(getattr(self, flag))
+      bad = [n for n in names if n not in OPTIMIZERS]
+      if not names or bad:
+        raise UserError(f"--{flag}: {getattr(self, flag)!r}; choose from: "
+                        f"{', '.join(OPTIMIZERS)}")
+    for flag in ("sgd_lr", "adam_lr"):
+      value = getattr(self, flag)
+      if not (math.isfinite(value) and value > 0):
+        raise UserError(f"--{flag}: must be a finite number > 0, got {value}")
+    if not (math.isfinite(self.sgd_momentum) and 0 <= self.sgd_momentum < 1):
+      raise UserError(f"--sgd_momentum: must be in [0, 1), got "
+                      f"{self.sgd_momentum}")
+    if self.replicates < 1:
+      raise UserError(f"--replicates: must be >= 1, got {self.replicates}")
+    for lv in self.levels(levels):
+      if not 0 <= lv <= levels:
+        raise UserError(f"--transfer_levels: level {lv} is not in 0..{levels}")
+    if not -1 <= self.heatmap_level <= levels:
+      raise UserError(f"--heatmap_level: {self.heatmap_level} is not -1 (the "
+                      f"last level) or in 0..{levels} (--levels)")
+
+  def levels(self, levels: int) -> List[int]:
+    if not self.transfer_levels.strip():
+      return list(range(1, levels + 1)) or [0]
+    try:
+      return [int(x) for x in split_list(self.transfer_levels)]
+    except ValueError:
+      raise UserError(f"--transfer_levels: {self.transfer_levels!r} is not "
+                      "a comma-separated list of levels") from None
+
+
+def split_list(text: str) -> List[str]:
+  """``"a, b,,c"`` -> ["a", "b", "c"]."""
+  return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+_SPEC = re.compile(r"^([\w/]+)(?:\[([0-9,\- ]+)\])?$")
+
+
+def parse_datasets(text: str, flag: str) -> List[Tuple[str, str]]:
+  """``"mnist_5k[0-4],digits"`` -> [("mnist_5k", "0-4"), ("digits", "")]."""
+  out, depth, part = [], 0, ""
+  for ch in text + ",":
+    if ch == "," and depth == 0:
+      if part.strip():
+        m = _SPEC.match(part.strip())
+        if not m:
+          raise UserError(f"--{flag}: {part.strip()!r} is not NAME or "
+                          "NAME[classes], e.g. mnist_5k[0-4]")
+        out.append((m.group(1), (m.group(2) or "").replace(" ", "")))
+      part = ""
+      continue
+    depth += ch == "["
+    depth -= ch == "]"
+    part += ch
+  if depth != 0 or part.strip(","):
+    raise UserError(f"--{flag}: unbalanced brackets in {text!r}; write "
+                    "NAME[classes], e.g. mnist_5k[0-4]")
+  return out
