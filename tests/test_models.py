@@ -36,18 +36,68 @@ PINNED_COUNTS = {
     "resnet50": 23_528_522,
 }
 
-# Cheap enough to build for every input shape x class count; the others are
-# built once per input shape, rotating through the class counts so that each
-# still meets all three.
-SMALL = ["lenet_300_100", "conv2", "conv4", "conv6", "resnet20"]
+# The input each model was designed for (`register(canonical_input=...)`), on
+# which `lottery_tf list` counts its parameters, and the count there.
+CANONICAL = {
+    "lenet_300_100": (((28, 28, 1), 10), 266_610),  # Frankle & Carbin.
+    "resnet18": ((IMAGENET, 1000), 11_689_512),  # torchvision, exactly.
+    "resnet50": ((IMAGENET, 1000), 25_557_032),
+}
+CANONICAL.update({name: ((CIFAR, 10), count)
+                  for name, count in PINNED_COUNTS.items()
+                  if name not in CANONICAL})
+
+# Every registered model is tested, so a new one is exercised without editing
+# this file. Those slow to build are built once per input shape (rotating
+# through the class counts so that each still meets all three); every other
+# model is cheap enough to build for every input shape x class count.
+ALL = models.names()
 BIG = ["vgg11", "vgg16", "vgg19", "resnet56", "resnet18", "resnet50"]
+SMALL = [name for name in ALL if name not in BIG]
+
+
+def _shapes(name):
+  """The test shapes model `name` takes; its canonical one if none."""
+  fits = [s for s in SHAPES if min(s[:2]) >= models.get(name).min_image_size]
+  return fits or [models.canonical_input(name)[0]]
+
+
+def _small_shape(name):
+  """One cheap input for `name`: CIFAR's, or its canonical input's."""
+  return CIFAR if CIFAR in _shapes(name) else _shapes(name)[0]
+
+
+def _shape_id(shape):
+  return "x".join(map(str, shape))
 
 
 def test_registry_lists_every_model_with_a_description():
-  assert models.names() == sorted(SMALL + BIG)
-  for name in models.names():
+  assert ALL == sorted(ALL)
+  assert set(PINNED_COUNTS) <= set(ALL)
+  for name in ALL:
     text = models.describe(name)
     assert text and "\n" not in text, name
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_canonical_input_and_its_parameter_count(name):
+  shape, num_classes = models.canonical_input(name)
+  assert len(shape) == 3 and all(isinstance(d, int) and d >= 1 for d in shape)
+  assert isinstance(num_classes, int) and num_classes >= 2
+  assert min(shape[:2]) >= models.get(name).min_image_size
+  assert models.canonical_label(name) == (
+      f"{shape[0]}x{shape[1]}x{shape[2]}, {num_classes} classes")
+  count = models.param_count(name, shape, num_classes)
+  if name in CANONICAL:
+    assert ((shape, num_classes), count) == CANONICAL[name]
+  else:  # A model added since: counted (so built and checked) there.
+    assert count > 0
+
+
+def test_canonical_labels_are_the_ones_list_prints():
+  assert models.canonical_label("lenet_300_100") == "28x28x1, 10 classes"
+  assert models.canonical_label("resnet50") == "224x224x3, 1000 classes"
+  assert models.canonical_label("vgg19") == "32x32x3, 10 classes"
 
 
 def test_unknown_model_is_a_user_error_naming_the_flag():
@@ -72,15 +122,6 @@ def test_bad_input_is_a_user_error_naming_the_flag(kwargs, flag):
   with pytest.raises(UserError) as info:
     models.build(**kwargs)
   assert str(info.value).startswith(flag)
-
-
-def test_lenet_has_frankle_and_carbins_266610_weights_on_mnist():
-  assert models.param_count("lenet_300_100", (28, 28, 1), 10) == 266_610
-
-
-def test_imagenet_resnets_match_torchvision_exactly():
-  assert models.param_count("resnet18", IMAGENET, 1000) == 11_689_512
-  assert models.param_count("resnet50", IMAGENET, 1000) == 25_557_032
 
 
 @pytest.mark.parametrize("name", sorted(PINNED_COUNTS))
@@ -124,19 +165,21 @@ def _check_forward(name, shape, num_classes):
   assert np.all(np.isfinite(y.numpy()))
 
 
-@pytest.mark.parametrize("num_classes", CLASSES)
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("name", SMALL)
+@pytest.mark.parametrize("name, shape, num_classes", [
+    pytest.param(name, shape, num_classes,
+                 id=f"{name}-{_shape_id(shape)}-{num_classes}")
+    for name in SMALL for shape in _shapes(name) for num_classes in CLASSES])
 def test_small_models_build_for_every_shape_and_class_count(
     name, shape, num_classes):
   _check_forward(name, shape, num_classes)
 
 
-@pytest.mark.parametrize("shape_index", range(len(SHAPES)))
-@pytest.mark.parametrize("name", BIG)
-def test_big_models_build_for_every_shape(name, shape_index):
-  shape = SHAPES[shape_index]
-  num_classes = CLASSES[(BIG.index(name) + shape_index) % len(CLASSES)]
+@pytest.mark.parametrize("name, shape, num_classes", [
+    pytest.param(name, shape,
+                 CLASSES[(BIG.index(name) + i) % len(CLASSES)],
+                 id=f"{name}-{_shape_id(shape)}")
+    for name in BIG if name in ALL for i, shape in enumerate(_shapes(name))])
+def test_big_models_build_for_every_shape(name, shape, num_classes):
   _check_forward(name, shape, num_classes)
 
 
@@ -145,10 +188,21 @@ def test_tiny_digits_images_work(name):
   _check_forward(name, (8, 8, 1), 10)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "vgg11", "resnet18"])
-def test_layer_and_weight_names_are_stable_across_builds(name):
-  first = models.build(name, CIFAR, 10)
-  second = models.build(name, CIFAR, 10)
+@pytest.mark.parametrize("name", ALL)
+def test_names_and_weights_are_a_function_of_the_seed_alone(name):
+  """Same seed: the same layer names, weight names and weights, whatever the
+  global RNG and whatever was built before; another seed: other kernels.
+
+  `models.build` checks the initializers it can see (seeded, from `init`);
+  this checks the weights themselves, for every registered model.
+  """
+  shape = _small_shape(name)
+  tf.random.set_seed(1)
+  np.random.seed(1)
+  first = models.build(name, shape, 10, seed=7)
+  keras.utils.set_random_seed(12345)
+  tf.random.uniform([10])
+  second = models.build(name, shape, 10, seed=7)
   layer_names = [layer.name for layer in first.layers]
   assert layer_names == [layer.name for layer in second.layers]
   assert [w.name for w in first.weights] == [w.name for w in second.weights]
@@ -156,6 +210,17 @@ def test_layer_and_weight_names_are_stable_across_builds(name):
   assert not any(n.endswith(("_1", "_2")) and n[:-2] in layer_names
                  for n in layer_names)
   assert layer_names[0] == "image" and layer_names[-1] == "logits"
+  for a, b in zip(first.weights, second.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+  del second
+  other = models.build(name, shape, 10, seed=8)
+  kernels = 0
+  for a, b in zip(first.weights, other.weights):
+    value = a.numpy()
+    if "kernel" in a.name and np.ptp(value) > 0:
+      kernels += 1
+      assert not np.array_equal(value, b.numpy()), a.name
+  assert kernels > 0
 
 
 def test_layer_names_are_the_documented_ones():
@@ -170,28 +235,6 @@ def test_layer_names_are_the_documented_ones():
 def _weights(name, seed, num_classes=10, shape=CIFAR):
   return {w.name: w.numpy() for w in
           models.build(name, shape, num_classes, seed=seed).weights}
-
-
-@pytest.mark.parametrize("name", ["conv2", "resnet20"])
-def test_same_seed_same_weights_whatever_the_global_rng(name):
-  tf.random.set_seed(1)
-  np.random.seed(1)
-  first = _weights(name, seed=7)
-  keras.utils.set_random_seed(12345)
-  tf.random.uniform([10])
-  second = _weights(name, seed=7)
-  assert first.keys() == second.keys()
-  for key in first:
-    np.testing.assert_array_equal(first[key], second[key], err_msg=key)
-
-
-@pytest.mark.parametrize("name", ["conv2", "resnet20"])
-def test_different_seeds_give_different_kernels(name):
-  a, b = _weights(name, seed=0), _weights(name, seed=1)
-  kernels = [k for k in a if "kernel" in k]
-  assert kernels
-  for key in kernels:
-    assert not np.array_equal(a[key], b[key]), key
 
 
 def test_every_layer_gets_its_own_random_draw():

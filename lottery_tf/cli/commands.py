@@ -11,7 +11,7 @@ from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.transfer.hparams import TransferHparams
-from lottery_tf.transfer.grid import GridHparams as _GridHparams
+from lottery_tf.transfer.hparams import GridHparams as _GridHparams
 
 for _cls in (DatasetHparams, ModelHparams, TrainingHparams, PruningHparams,
              LotteryHparams, TransferHparams, _GridHparams):
@@ -55,13 +55,6 @@ def train() -> str:
   desc = descriptions.Train(dhp, mhp, thp, name=FLAGS.experiment_name)
   return dense.run(desc.directory(FLAGS.output_dir), dhp, mhp, thp,
                    quiet=FLAGS.quiet)
-
-
-_CANONICAL_INPUT = {
-    "lenet_300_100": ((28, 28, 1), 10, "28x28x1, 10 classes"),
-    "resnet18": ((224, 224, 3), 1000, "224x224x3, 1000 classes"),
-    "resnet50": ((224, 224, 3), 1000, "224x224x3, 1000 classes"),
-}
 
 
 def find() -> str:
@@ -156,10 +149,10 @@ def list_() -> str:
           f"train/test {counts}{embedded}")
   print("models (trainable parameters on the input each was designed for):")
   for name in models.names():
-    shape, classes, label = _CANONICAL_INPUT.get(
-        name, ((32, 32, 3), 10, "32x32x3, 10 classes"))
+    shape, classes = models.canonical_input(name)
     count = models.param_count(name, shape, classes)
-    print(f"  {name:<16} {count:>12,}  ({label})  {models.describe(name)}")
+    print(f"  {name:<16} {count:>12,}  ({models.canonical_label(name)})  "
+          f"{models.describe(name)}")
   from lottery_tf.lottery import branch  # pylint: disable=g-import-not-at-top
   print("branches (--controls, run at every level beside the ticket):")
   for name in branch.names():

@@ -37,9 +37,12 @@ from lottery_tf.data.registry import (  # noqa: F401
     REGISTRY,
     DatasetSpec,
     describe,
+    register,
+    unregister,
 )
 
 __all__ = [
     "DataInfo", "DatasetSpec", "REGISTRY", "SPLITS", "compute_stats",
-    "describe", "info", "load", "names", "parse_classes",
+    "describe", "info", "load", "names", "parse_classes", "register",
+    "unregister",
 ]

@@ -1,6 +1,9 @@
 """The datasets lottery_tf knows: one table row each.
 
-Adding a TFDS image-classification dataset is one `DatasetSpec` in `_SPECS`.
+Adding a TFDS image-classification dataset is one `DatasetSpec` in `_SPECS`
+(or, from outside this file, `register(DatasetSpec(...))`; `unregister` undoes
+it). Every row is checked when it is registered: a name used twice, or a
+class count, shape or mean/std that cannot be right, is a one-line UserError.
 Mean and std are per channel, of pixels scaled to [0, 1], over the train split.
 """
 import dataclasses
@@ -90,7 +93,68 @@ _SPECS = (
                 stats_source="Places365-CNN mean, ImageNet std"),
 )
 
-REGISTRY: Dict[str, DatasetSpec] = {s.name: s for s in _SPECS}
+REGISTRY: Dict[str, DatasetSpec] = {}
+
+
+def _check(spec) -> None:
+  if not isinstance(spec, DatasetSpec):
+    raise UserError(f"data.register: expected a DatasetSpec, got {spec!r}")
+  where = f"data.register({spec.name!r})"
+  if not isinstance(spec.name, str) or not spec.name or (
+      spec.name.split() != [spec.name]):
+    raise UserError(f"{where}: the name must be a non-empty string without "
+                    "spaces (it is a --dataset value)")
+  if not isinstance(spec.tfds_name, str) or not spec.tfds_name:
+    raise UserError(f"{where}: tfds_name must name a TFDS builder")
+  if (isinstance(spec.num_classes, bool) or
+      not isinstance(spec.num_classes, int) or spec.num_classes < 2):
+    raise UserError(f"{where}: num_classes must be an integer >= 2, got "
+                    f"{spec.num_classes!r}")
+  shape = tuple(spec.shape) if isinstance(spec.shape, (tuple, list)) else ()
+  if (len(shape) != 3 or shape[2] not in (1, 3) or
+      (shape[0] is None) != (shape[1] is None) or
+      not all(d is None or (isinstance(d, int) and d >= 1)
+              for d in shape[:2])):
+    raise UserError(
+        f"{where}: shape must be (height, width, channels) with 1 or 3 "
+        f"channels (height and width None for images of varying size), got "
+        f"{spec.shape!r}")
+  for field, values in (("mean", spec.mean), ("std", spec.std)):
+    if len(tuple(values)) != shape[2]:
+      raise UserError(f"{where}: {field} needs one value per channel "
+                      f"({shape[2]}), got {values!r}")
+  if not all(0 <= m <= 1 for m in spec.mean) or not all(
+      0 < s <= 1 for s in spec.std):
+    raise UserError(f"{where}: mean and std are of pixels scaled to [0, 1] "
+                    f"(std > 0), got mean {spec.mean!r}, std {spec.std!r}; "
+                    "lottery_tf.data.compute_stats computes them")
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+  """Adds `spec` as `--dataset=spec.name`; UserError if the name is taken or
+  the row cannot be right. Returns `spec`; :func:`unregister` undoes it."""
+  if isinstance(spec, DatasetSpec) and spec.name in REGISTRY:
+    raise UserError(
+        f"data.register: dataset {spec.name!r} is registered twice (first as "
+        f"TFDS {REGISTRY[spec.name].tfds_name!r}); pick another name")
+  _check(spec)
+  REGISTRY[spec.name] = spec
+  return spec
+
+
+def unregister(name: str) -> DatasetSpec:
+  """Removes dataset `name` (UserError if unknown); returns its spec.
+
+  For tests and plugins that register a dataset for a while.
+  """
+  spec = get(name)
+  del REGISTRY[name]
+  return spec
+
+
+for _spec in _SPECS:
+  register(_spec)
+del _spec
 
 
 def names() -> List[str]:

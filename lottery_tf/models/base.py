@@ -24,6 +24,13 @@ CLASSIFIER_NAME = "logits"
 #: Name of the model's input layer.
 INPUT_NAME = "image"
 
+#: Canonical inputs, ``(shape, num_classes)``: what a model was designed for,
+#: on which ``lottery_tf list`` counts its parameters (``register``'s
+#: ``canonical_input``; CIFAR-10's is the default).
+MNIST_INPUT = ((28, 28, 1), 10)
+CIFAR10_INPUT = ((32, 32, 3), 10)
+IMAGENET_INPUT = ((224, 224, 3), 1000)
+
 # PyTorch's BatchNorm2d defaults (momentum 0.1 on the new statistic, eps 1e-5),
 # which the reference implementations (open_lth, torchvision) were tuned with.
 BN_MOMENTUM = 0.9
@@ -40,12 +47,18 @@ class Initializers:
   def __init__(self, seed: int):
     self.seed = int(seed)
     self.index = 0
+    #: Every seed handed out so far, in order. ``models.build`` checks that
+    #: each random initializer of the model has one of them (so the weights
+    #: follow the model seed), and each its own.
+    self.handed_out = []
 
   def next_seed(self) -> int:
     """The seed for the next layer: a hash of (model seed, layer index)."""
     state = np.random.SeedSequence([self.seed, self.index]).generate_state(1)
     self.index += 1
-    return int(state[0] >> 1)  # A non-negative int32, as Keras expects.
+    seed = int(state[0] >> 1)  # A non-negative int32, as Keras expects.
+    self.handed_out.append(seed)
+    return seed
 
   def glorot_normal(self) -> keras.initializers.Initializer:
     """Glorot (Xavier) truncated normal, as Frankle & Carbin's TF code."""

@@ -36,20 +36,23 @@ def _conv_net(image, num_classes, init, num_pairs: int):
 
 @register("conv2",
           "Conv-2 (Frankle & Carbin 2019): conv 64-64, pool, FC 256-256; "
-          "~4.3M weights on CIFAR-10", min_image_size=2)
+          "~4.3M weights on CIFAR-10", min_image_size=2,
+          canonical_input=base.CIFAR10_INPUT)
 def conv2(image, num_classes, init):
   return _conv_net(image, num_classes, init, num_pairs=1)
 
 
 @register("conv4",
           "Conv-4 (Frankle & Carbin 2019): conv 64-64, 128-128 with pools, "
-          "FC 256-256; ~2.4M weights on CIFAR-10", min_image_size=4)
+          "FC 256-256; ~2.4M weights on CIFAR-10", min_image_size=4,
+          canonical_input=base.CIFAR10_INPUT)
 def conv4(image, num_classes, init):
   return _conv_net(image, num_classes, init, num_pairs=2)
 
 
 @register("conv6",
           "Conv-6 (Frankle & Carbin 2019): conv 64-64, 128-128, 256-256 with "
-          "pools, FC 256-256; 2.26M weights on CIFAR-10", min_image_size=8)
+          "pools, FC 256-256; 2.26M weights on CIFAR-10", min_image_size=8,
+          canonical_input=base.CIFAR10_INPUT)
 def conv6(image, num_classes, init):
   return _conv_net(image, num_classes, init, num_pairs=3)

@@ -6,7 +6,7 @@ from lottery_tf.models.registry import register
 
 @register("lenet_300_100",
           "LeNet-300-100 (Frankle & Carbin 2019): flatten, FC 300-100 relu, "
-          "logits; 266,610 weights on MNIST")
+          "logits; 266,610 weights on MNIST", canonical_input=base.MNIST_INPUT)
 def lenet_300_100(image, num_classes, init):
   x = keras.layers.Flatten(name="flatten")(image)
   for i, units in enumerate((300, 100), start=1):

@@ -100,26 +100,29 @@ def _imagenet_resnet(image, num_classes, init, block, blocks_per_stage):
 
 
 @register("resnet20", "CIFAR ResNet-20 (He et al. 2016, open_lth): 3 stages "
-          "x 3 basic blocks, 16-32-64 filters; ~0.27M weights on CIFAR-10")
+          "x 3 basic blocks, 16-32-64 filters; ~0.27M weights on CIFAR-10",
+          canonical_input=base.CIFAR10_INPUT)
 def resnet20(image, num_classes, init):
   return _cifar_resnet(image, num_classes, init, depth=20)
 
 
 @register("resnet56", "CIFAR ResNet-56 (He et al. 2016, open_lth): 3 stages "
-          "x 9 basic blocks, 16-32-64 filters; ~0.86M weights on CIFAR-10")
+          "x 9 basic blocks, 16-32-64 filters; ~0.86M weights on CIFAR-10",
+          canonical_input=base.CIFAR10_INPUT)
 def resnet56(image, num_classes, init):
   return _cifar_resnet(image, num_classes, init, depth=56)
 
 
 @register("resnet18", "ImageNet ResNet-18 (torchvision): 7x7 stem, basic "
-          "blocks [2, 2, 2, 2]; 11,689,512 weights at 224x224/1000 classes")
+          "blocks [2, 2, 2, 2]; 11,689,512 weights at 224x224/1000 classes",
+          canonical_input=base.IMAGENET_INPUT)
 def resnet18(image, num_classes, init):
   return _imagenet_resnet(image, num_classes, init, _basic_block, (2, 2, 2, 2))
 
 
 @register("resnet50", "ImageNet ResNet-50 v1.5 (torchvision): 7x7 stem, "
           "bottleneck blocks [3, 4, 6, 3]; 25,557,032 weights at 224x224/1000 "
-          "classes")
+          "classes", canonical_input=base.IMAGENET_INPUT)
 def resnet50(image, num_classes, init):
   return _imagenet_resnet(image, num_classes, init, _bottleneck_block,
                           (3, 4, 6, 3))

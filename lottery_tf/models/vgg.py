@@ -38,19 +38,21 @@ def _vgg(image, num_classes, init, depth: int):
 
 
 @register("vgg11", "VGG-11 with BatchNorm for CIFAR (open_lth cifar_vgg): "
-          "8 convs, one linear classifier; ~9.23M weights on CIFAR-10")
+          "8 convs, one linear classifier; ~9.23M weights on CIFAR-10",
+          canonical_input=base.CIFAR10_INPUT)
 def vgg11(image, num_classes, init):
   return _vgg(image, num_classes, init, 11)
 
 
 @register("vgg16", "VGG-16 with BatchNorm for CIFAR (open_lth cifar_vgg): "
-          "13 convs, one linear classifier; ~14.72M weights on CIFAR-10")
+          "13 convs, one linear classifier; ~14.72M weights on CIFAR-10",
+          canonical_input=base.CIFAR10_INPUT)
 def vgg16(image, num_classes, init):
   return _vgg(image, num_classes, init, 16)
 
 
 @register("vgg19", "VGG-19 with BatchNorm for CIFAR (open_lth cifar_vgg, "
           "Morcos et al. 2019): 16 convs, one linear classifier; ~20.0M "
-          "weights on CIFAR-10")
+          "weights on CIFAR-10", canonical_input=base.CIFAR10_INPUT)
 def vgg19(image, num_classes, init):
   return _vgg(image, num_classes, init, 19)
