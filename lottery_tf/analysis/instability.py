@@ -25,11 +25,11 @@ Layout:
 import dataclasses
 import os
 import time
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from lottery_tf import fs
+from lottery_tf import fs, paths
 from lottery_tf import artifacts, pruning, tickets, training
 from lottery_tf.analysis import lmc
 from lottery_tf.errors import UserError
@@ -67,8 +67,8 @@ def from_rewind(task, rewind_step: int) -> StartPoint:
 
 def from_experiment(task, exp_dir: str, flag: str = "--ticket") -> StartPoint:
   """The rewind point of a ``find`` experiment (its rewind.npz)."""
-  path = os.path.join(exp_dir, "rewind.npz")
-  level0 = os.path.join(exp_dir, "level_00", "metrics.json")
+  path = paths.rewind(exp_dir)
+  level0 = paths.metrics(paths.level(exp_dir, 0))
   if not (fs.exists(path) and fs.exists(level0)):
     raise UserError(f"{flag}: {exp_dir} has no finished level 0 with a "
                     "rewind.npz; run `lottery_tf find` there first")
@@ -108,6 +108,50 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
                     f"{start.step}, at or after the end of training "
                     f"({task.total_steps} steps)")
   began = time.time()
+  trainer = _trainer(task, start, quiet)
+  weights = _start_weights(exp_dir, start, trainer, log)
+  seeds = [task.thp.seed, task.thp.seed + lmc.COPY_SEED_OFFSET]
+  copies, copy_metrics = _copies(exp_dir, trainer, start, weights, seeds, log)
+  summary, arrays = lmc.evaluate_path(
+      trainer.model, copies[0], copies[1],
+      lmc.datasets_for(task.dhp, task.info), points=points,
+      threshold=threshold)
+  summary.update(_run_fields(task, start, trainer.masks, seeds, copy_metrics,
+                             began))
+  lmc.save(exp_dir, summary, arrays, name="summary.json",
+           title=f"{task.mhp.model} on {task.dhp.dataset} from "
+                 f"{start.kind} (step {start.step})")
+  log(f"lmc from {start.kind} (step {start.step}): "
+      + lmc.instability_line(summary)
+      + f", train error barrier {100 * summary['train_error_barrier']:.2f}%")
+  return summary_path
+
+
+@dataclasses.dataclass(frozen=True)
+class _Trainer:
+  """The one compiled model that every stretch of training here reuses."""
+  task: Any
+  model: Any
+  train_model: Any  # `model` compiled.
+  masks: Optional[Dict[str, np.ndarray]]  # Set again before every stretch.
+  quiet: bool
+
+  def train(self, weights, begin: int, end: int, data_seed: int):
+    """`weights` trained from step `begin` to `end` in `data_seed`'s order,
+    with a fresh optimizer."""
+    training.set_seed(data_seed)
+    load_weights(self.model, weights)
+    if self.masks is not None:
+      pruning.set_masks(self.model, self.masks)
+    optimizers.start_run(self.train_model.optimizer, begin)
+    self.train_model.reset_metrics()
+    return training.fit(self.train_model, self.task.train_data(data_seed),
+                        steps_per_epoch=self.task.steps_per_epoch,
+                        start_step=begin, end_step=end,
+                        verbose=training.verbosity(self.quiet))
+
+
+def _trainer(task, start: StartPoint, quiet: bool) -> _Trainer:
   thp = task.thp
   training.set_seed(thp.seed)
   with task.scope():
@@ -116,19 +160,12 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
   masks = start.masks
   if masks is None and any(pruning.is_wrapper(l) for l in model.layers):
     masks = pruning.get_masks(model)
+  return _Trainer(task, model, train_model, masks, quiet)
 
-  def train(weights, begin: int, end: int, data_seed: int):
-    training.set_seed(data_seed)
-    load_weights(model, weights)
-    if masks is not None:
-      pruning.set_masks(model, masks)
-    optimizers.start_run(train_model.optimizer, begin)
-    train_model.reset_metrics()
-    return training.fit(train_model, task.train_data(data_seed),
-                        steps_per_epoch=task.steps_per_epoch,
-                        start_step=begin, end_step=end,
-                        verbose=training.verbosity(quiet))
 
+def _start_weights(exp_dir: str, start: StartPoint, trainer: _Trainer,
+                   log: Callable[[str], None]) -> Dict[str, np.ndarray]:
+  """The copies' starting weights, saved as start.npz (trained if need be)."""
   start_path = os.path.join(exp_dir, "start.npz")
   weights = start.weights
   if weights is None:
@@ -136,13 +173,21 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
       weights = artifacts.read_npz(start_path)
     else:
       # Dense training from init to the rewind step, on --seed's data order.
-      train(snapshot(model), 0, start.step, thp.seed)
-      weights = snapshot(model)
+      trainer.train(snapshot(trainer.model), 0, start.step,
+                    trainer.task.thp.seed)
+      weights = snapshot(trainer.model)
       log(f"trained the dense network to step {start.step}")
   if not fs.exists(start_path):
     artifacts.write_npz(start_path, weights)
+  return weights
+
+
+def _copies(exp_dir: str, trainer: _Trainer, start: StartPoint, weights,
+            seeds, log: Callable[[str], None]) -> Tuple[list, list]:
+  """Each copy's final weights and record: read if saved, else trained to
+  the end of training and saved."""
+  task = trainer.task
   eval_data = task.eval_data()
-  seeds = [thp.seed, thp.seed + lmc.COPY_SEED_OFFSET]
   copies, copy_metrics = [], []
   for i, seed in enumerate(seeds, 1):
     path = os.path.join(exp_dir, f"copy_{i}.npz")
@@ -151,32 +196,28 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
       copies.append(artifacts.read_npz(path))
       copy_metrics.append(artifacts.read_json(record_path))
       continue
-    result = train(weights, start.step, task.total_steps, seed)
+    result = trainer.train(weights, start.step, task.total_steps, seed)
     record = {"data_seed": seed, "start_step": start.step,
               "end_step": task.total_steps, "ms_per_step": result.ms_per_step,
-              "metrics": training.evaluate(train_model, eval_data)}
-    copies.append(snapshot(model))
+              "metrics": training.evaluate(trainer.train_model, eval_data)}
+    copies.append(snapshot(trainer.model))
     artifacts.write_npz(path, copies[-1])
     artifacts.write_json(record_path, record)
     copy_metrics.append(record)
     log(f"copy {i} (data seed {seed}): test acc "
         f"{100 * record['metrics']['test_accuracy']:.2f}%")
-  summary, arrays = lmc.evaluate_path(
-      model, copies[0], copies[1], lmc.datasets_for(task.dhp, task.info),
-      points=points, threshold=threshold)
-  summary.update({
+  return copies, copy_metrics
+
+
+def _run_fields(task, start: StartPoint, masks, seeds, copy_metrics,
+                began: float) -> dict:
+  """What summary.json adds to the path's: where from, how, by what."""
+  return {
       "command": "lmc", "lmc_from": start.kind, "start_step": start.step,
       "source": start.source, "data_seeds": seeds, "copies": copy_metrics,
       "density": (pruning.density(masks) if masks else 1.0),
       "hparams": {"dataset": task.dhp.to_dict(), "model": task.mhp.to_dict(),
-                  "training": thp.to_dict()},
+                  "training": task.thp.to_dict()},
       "versions": artifacts.library_versions(),
       "wall_seconds": time.time() - began,
-  })
-  lmc.save(exp_dir, summary, arrays, name="summary.json",
-           title=f"{task.mhp.model} on {task.dhp.dataset} from "
-                 f"{start.kind} (step {start.step})")
-  log(f"lmc from {start.kind} (step {start.step}): "
-      + lmc.instability_line(summary)
-      + f", train error barrier {100 * summary['train_error_barrier']:.2f}%")
-  return summary_path
+  }

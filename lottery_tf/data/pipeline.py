@@ -40,7 +40,7 @@ and lose split-wide indices.
 import dataclasses
 import json
 import os
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -441,6 +441,34 @@ def load(hp: DatasetHparams, split: str, *, batch_size: int, seed: int = 0,
   `num_shards` > 1 (sharded here), DATA otherwise (never FILE: the files are
   read in order, one at a time).
   """
+  batch_size, num_shards, shard_index, start_batch = _check_load_args(
+      split, batch_size, training, start_batch, num_shards, shard_index)
+  plan = preprocess.make_plan(hp)
+  if split == "validation" and not hp.validation_fraction:
+    raise UserError(
+        "--validation_fraction: is 0, so there is no validation split; set it "
+        "above 0 (e.g. 0.1) to hold out the tail of train")
+  builder = _builder(plan.spec, hp)
+  splits = _splits(builder, plan, hp)
+  ds = _source(builder, plan, splits.tfds_split[split])
+  ds, n = _select(ds, hp, split, indices, splits.num_examples[split],
+                  plan.spec.name)
+  ds, n = _shard(ds, n, num_shards, shard_index)
+  bpe = _epoch_batches(n, batch_size, drop_remainder, start_batch)
+  decode = _decoder(builder, plan.spec)
+  cached = _cache_kind(plan, n, training)
+  epochs = _Epochs(
+      source=_cache(ds, cached, decode, plan), plan=plan, decode=decode,
+      cached=cached, key=_seed_key(seed, shard_index), n=n,
+      batch_size=batch_size, drop_remainder=drop_remainder,
+      training=training)
+  ds = _stream(epochs, training, start_batch, bpe)
+  return _deliver(ds, with_index, num_shards)
+
+
+def _check_load_args(split, batch_size, training, start_batch, num_shards,
+                     shard_index) -> Tuple[int, int, int, Optional[int]]:
+  """`load`'s arguments checked (ValueError): ints, or None for start_batch."""
   if split not in SPLITS:
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
   if (isinstance(batch_size, bool)
@@ -462,17 +490,15 @@ def load(hp: DatasetHparams, split: str, *, batch_size: int, seed: int = 0,
       raise ValueError(
           "start_batch: only a training stream (training=True) resumes; "
           "evaluation data is one epoch in a fixed order")
-  plan = preprocess.make_plan(hp)
-  spec = plan.spec
-  if split == "validation" and not hp.validation_fraction:
-    raise UserError(
-        "--validation_fraction: is 0, so there is no validation split; set it "
-        "above 0 (e.g. 0.1) to hold out the tail of train")
-  builder = _builder(spec, hp)
-  splits = _splits(builder, plan, hp)
-  n = splits.num_examples[split]
+  return batch_size, num_shards, shard_index, start_batch
 
-  ds = _read(builder, spec, splits.tfds_split[split])
+
+def _source(builder, plan: preprocess.Plan, tfds_split: str
+            ) -> tf.data.Dataset:
+  """(index, (image, label)) of the split in file order, `--classes` kept
+  and relabelled, numbered 0..n-1; images still encoded."""
+  spec = plan.spec
+  ds = _read(builder, spec, tfds_split)
   ds = ds.map(lambda ex: (ex[spec.image_key], ex[spec.label_key]))
   if plan.classes:
     new_label = np.full(spec.num_classes, -1, np.int64)
@@ -481,102 +507,190 @@ def load(hp: DatasetHparams, split: str, *, batch_size: int, seed: int = 0,
     ds = ds.filter(lambda image, label: tf.gather(new_label, label) >= 0)
     ds = ds.map(lambda image, label: (image, tf.gather(new_label, label)))
   ds = ds.map(lambda image, label: (image, tf.cast(label, tf.int32)))
-  ds = ds.enumerate()  # (index, (image, label)); index int64.
+  return ds.enumerate()  # Index int64.
+
+
+def _select(ds: tf.data.Dataset, hp: DatasetHparams, split: str, indices,
+            n: int, name: str) -> Tuple[tf.data.Dataset, int]:
+  """(image, label, index) of the examples `--train_examples` and `indices`
+  keep, and how many they are (`n` before)."""
   if split == "train" and hp.train_examples:
     ds = ds.take(hp.train_examples)
   if indices is not None:
-    mask = _check_indices(indices, n, split, spec.name)
+    mask = _check_indices(indices, n, split, name)
     n = int(mask.sum())
     mask = tf.constant(mask)
     ds = ds.filter(lambda index, example: tf.gather(mask, index))
   ds = ds.map(lambda index, example: (example[0], example[1], index))
+  return ds, n
+
+
+def _shard(ds: tf.data.Dataset, n: int, num_shards: int, shard_index: int
+           ) -> Tuple[tf.data.Dataset, int]:
+  """Shard `shard_index` of `ds` (of `n` examples), and its size."""
   if num_shards > 1:
     # Element-level, still encoded: each host decodes only its own shard.
     ds = ds.shard(num_shards, shard_index)
     n = shard_size(n, num_shards, shard_index)
+  return ds, n
+
+
+def _epoch_batches(n: int, batch_size: int, drop_remainder: bool,
+                   start_batch: Optional[int]) -> int:
+  """`batches_per_epoch`, refused (ValueError) if 0 for an endless stream."""
   bpe = batches_per_epoch(n, batch_size, drop_remainder)
   if start_batch is not None and bpe == 0:
     raise ValueError(
         f"start_batch: an endless stream needs at least one batch an epoch, "
         f"and {n} example(s) in batches of {batch_size}"
         f"{' (drop_remainder)' if drop_remainder else ''} make none")
+  return bpe
 
-  decode = _decoder(builder, spec)
-  # Training inputs of --preprocessing=imagenet are random crops, made anew
-  # every epoch: they cannot be cached, only the decoded source images can.
-  crop_per_example = training and plan.random_crop
+
+def _cache_kind(plan: preprocess.Plan, n: int, training: bool
+                ) -> Optional[str]:
+  """What of `n` examples to cache: "input", "raw" (decoded) or None."""
+  spec = plan.spec
   h, w, c = plan.input_shape
   input_bytes = n * h * w * c * 4
   raw_bytes = None if spec.variable_size else n * int(np.prod(spec.shape))
-  if not crop_per_example and input_bytes <= CACHE_BYTES:
-    cached = "input"
-  elif raw_bytes is not None and raw_bytes <= CACHE_BYTES:
-    cached = "raw"
-  else:
-    cached = None
+  # Training inputs of --preprocessing=imagenet are random crops, made anew
+  # every epoch: they cannot be cached, only the decoded source images can.
+  if not (training and plan.random_crop) and input_bytes <= CACHE_BYTES:
+    return "input"
+  if raw_bytes is not None and raw_bytes <= CACHE_BYTES:
+    return "raw"
+  return None
 
-  def decode_to_input(image, label, index):
+
+def _decode_to_input(decode, plan: preprocess.Plan):
+  def fn(image, label, index):
     return preprocess.to_input(decode(image), plan), label, index
+  return fn
 
-  def decode_only(image, label, index):
+
+def _decode_only(decode):
+  def fn(image, label, index):
     return decode(image), label, index
+  return fn
 
-  source = ds
+
+def _cache(ds: tf.data.Dataset, cached: Optional[str], decode,
+           plan: preprocess.Plan) -> tf.data.Dataset:
+  """`ds` decoded (to inputs if "input") and cached in memory, as `cached`
+  says; as is if None."""
   if cached == "input":
-    source = _map(source, decode_to_input).cache()
-  elif cached == "raw":
-    source = _map(source, decode_only).cache()
-  per_batch_input = (cached != "input" and not spec.variable_size
-                     and not crop_per_example)
-  key = _seed_key(seed, shard_index)
-  shuffle_buffer = n if cached else min(n, SHUFFLE_BUFFER)
+    return _map(ds, _decode_to_input(decode, plan)).cache()
+  if cached == "raw":
+    return _map(ds, _decode_only(decode)).cache()
+  return ds
 
-  def epoch_batches(epoch, first_batch):
+
+@dataclasses.dataclass(frozen=True)
+class _Epochs:
+  """The batches of any epoch of one `load` call's shard, from its source."""
+  source: tf.data.Dataset  # (image, label, index); cached as `cached` says.
+  plan: preprocess.Plan
+  decode: Callable  # Encoded image -> uint8 image.
+  cached: Optional[str]  # `_cache_kind`.
+  key: tf.Tensor  # `_seed_key`.
+  n: int
+  batch_size: int
+  drop_remainder: bool
+  training: bool
+
+  @property
+  def crop_per_example(self) -> bool:
+    return self.training and self.plan.random_crop
+
+  @property
+  def per_batch_input(self) -> bool:
+    return (self.cached != "input" and not self.plan.spec.variable_size
+            and not self.crop_per_example)
+
+  def batches(self, epoch, first_batch) -> tf.data.Dataset:
     """Batches first_batch, first_batch + 1, ... of epoch `epoch`."""
-    d = source
-    if training and n > 1:
-      d = _shuffle(d, shuffle_buffer, key, epoch)
-    skip = first_batch * batch_size
-    if training:
+    d = self._order(epoch)
+    skip = first_batch * self.batch_size
+    if self.training:
       d = d.skip(skip)  # Still encoded if not cached: no decode wasted.
-    if crop_per_example:
-      def crop(position, example):
-        image, label, index = example
-        x = preprocess.imagenet_train_input(
-            image, _fold(key, _CROP_SALT, epoch, position), plan,
-            decode=None if cached else decode)
-        return x, label, index
-      d = _map(d.enumerate(start=skip), crop)
-    elif cached is None:
+    d = self._decode(d, epoch, skip)
+    d = self._batch(d)
+    return self._augment(d, epoch, first_batch)
+
+  def _order(self, epoch) -> tf.data.Dataset:
+    """The source in epoch `epoch`'s order (split order if not training)."""
+    if not (self.training and self.n > 1):
+      return self.source
+    buffer = self.n if self.cached else min(self.n, SHUFFLE_BUFFER)
+    return _shuffle(self.source, buffer, self.key, epoch)
+
+  def _decode(self, d: tf.data.Dataset, epoch, skip) -> tf.data.Dataset:
+    """What is not cached yet decoded, as far as batching needs it."""
+    if self.crop_per_example:
+      return _map(d.enumerate(start=skip), self._crop(epoch))
+    if self.cached is None:
       # Variable-size images must reach one size before they can be batched.
-      d = _map(d, decode_to_input if spec.variable_size else decode_only)
-    d = d.batch(batch_size, drop_remainder=drop_remainder,
-                num_parallel_calls=_AUTOTUNE, deterministic=True)
-    if per_batch_input:
-      d = _map(d, lambda images, labels, index: (
-          preprocess.to_input(images, plan), labels, index))
-    if training and plan.augment:
-      def augment(batch, example):
-        images, labels, index = example
-        return (preprocess.augment_batch(
-            images, _fold(key, _AUGMENT_SALT, epoch, batch), plan),
-                labels, index)
-      d = _map(d.enumerate(start=first_batch), augment)
+      return _map(d, _decode_to_input(self.decode, self.plan)
+                  if self.plan.spec.variable_size
+                  else _decode_only(self.decode))
     return d
 
+  def _crop(self, epoch):
+    """(position in the epoch, example) -> its random-resized crop."""
+    decode = None if self.cached else self.decode
+
+    def crop(position, example):
+      image, label, index = example
+      x = preprocess.imagenet_train_input(
+          image, _fold(self.key, _CROP_SALT, epoch, position), self.plan,
+          decode=decode)
+      return x, label, index
+    return crop
+
+  def _batch(self, d: tf.data.Dataset) -> tf.data.Dataset:
+    """Batched, then turned into inputs if no earlier step did."""
+    d = d.batch(self.batch_size, drop_remainder=self.drop_remainder,
+                num_parallel_calls=_AUTOTUNE, deterministic=True)
+    if self.per_batch_input:
+      d = _map(d, lambda images, labels, index: (
+          preprocess.to_input(images, self.plan), labels, index))
+    return d
+
+  def _augment(self, d: tf.data.Dataset, epoch, first_batch
+               ) -> tf.data.Dataset:
+    """--augment (training), seeded by each batch's number in the epoch."""
+    if not (self.training and self.plan.augment):
+      return d
+
+    def augment(batch, example):
+      images, labels, index = example
+      return (preprocess.augment_batch(
+          images, _fold(self.key, _AUGMENT_SALT, epoch, batch), self.plan),
+              labels, index)
+    return _map(d.enumerate(start=first_batch), augment)
+
+
+def _stream(epochs: _Epochs, training: bool, start_batch: Optional[int],
+            bpe: int) -> tf.data.Dataset:
+  """One epoch (0), or the endless run of epochs from batch `start_batch`."""
   if not training:
-    ds = epoch_batches(0, 0)
-  elif start_batch is None:
-    ds = tf.data.Dataset.range(1).flat_map(
-        lambda epoch: epoch_batches(epoch, 0))
-  else:
-    first_epoch, offset = divmod(start_batch, bpe)
-    ds = tf.data.Dataset.range(first_epoch, _NO_END).flat_map(
-        lambda epoch: epoch_batches(epoch, tf.where(
-            tf.equal(epoch, first_epoch), tf.constant(offset, tf.int64),
-            tf.constant(0, tf.int64))))
-    ds = ds.apply(tf.data.experimental.assert_cardinality(
-        tf.data.INFINITE_CARDINALITY))
+    return epochs.batches(0, 0)
+  if start_batch is None:
+    return tf.data.Dataset.range(1).flat_map(
+        lambda epoch: epochs.batches(epoch, 0))
+  first_epoch, offset = divmod(start_batch, bpe)
+  ds = tf.data.Dataset.range(first_epoch, _NO_END).flat_map(
+      lambda epoch: epochs.batches(epoch, tf.where(
+          tf.equal(epoch, first_epoch), tf.constant(offset, tf.int64),
+          tf.constant(0, tf.int64))))
+  return ds.apply(tf.data.experimental.assert_cardinality(
+      tf.data.INFINITE_CARDINALITY))
+
+
+def _deliver(ds: tf.data.Dataset, with_index: bool, num_shards: int
+             ) -> tf.data.Dataset:
+  """The index dropped unless asked for, prefetched, with `load`'s options."""
   if not with_index:
     ds = ds.map(lambda images, labels, index: (images, labels))
   ds = ds.prefetch(_AUTOTUNE)

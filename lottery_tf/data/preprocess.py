@@ -13,7 +13,7 @@ stream, and a resumed stream gets the same numbers.
 import dataclasses
 import math
 import re
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from lottery_tf._keras import tf
 from lottery_tf.data import registry
@@ -130,6 +130,35 @@ def _check_number(flag, value, ok, expected):
 def make_plan(hp: DatasetHparams) -> Plan:
   """Validate `hp` (UserError naming the flag) and work out the transforms."""
   spec = registry.get(hp.dataset)
+  _check_numbers(hp)
+  preprocessing = _check_preprocessing(hp, spec)
+  classes = parse_classes(hp.classes, spec.num_classes, spec.name)
+
+  h0, w0, c0 = spec.shape
+  size = hp.image_size
+  height, width = (size, size) if size else (h0, w0)
+  channels = hp.channels or c0
+  mean, std = list(spec.mean), list(spec.std)
+  transforms = _subset_steps(hp, classes)
+  if channels != c0:
+    step, mean, std = _channel_step(c0, mean, std)
+    transforms.append(step)
+  steps, mean, std = _resize_steps(spec, hp.resize_method, preprocessing,
+                                   height, width, mean, std)
+  transforms += steps
+  if hp.normalize:
+    transforms.append("normalize mean/std")
+  if hp.augment:
+    transforms.append("augment (training): pad + random crop + horizontal flip")
+
+  return Plan(spec=spec, classes=classes, height=height, width=width,
+              channels=channels, resize_method=hp.resize_method,
+              normalize=bool(hp.normalize), augment=bool(hp.augment),
+              preprocessing=preprocessing, mean=tuple(mean), std=tuple(std),
+              transforms=tuple(transforms))
+
+
+def _check_numbers(hp: DatasetHparams):
   _check_number("image_size", hp.image_size,
                 lambda v: isinstance(v, int) and v >= 0,
                 "an integer >= 0 (0 = the dataset's own size)")
@@ -141,6 +170,11 @@ def make_plan(hp: DatasetHparams) -> Plan:
   _check_number("train_examples", hp.train_examples,
                 lambda v: isinstance(v, int) and v >= 0,
                 "an integer >= 0 (0 = all)")
+
+
+def _check_preprocessing(hp: DatasetHparams, spec: registry.DatasetSpec
+                         ) -> str:
+  """--preprocessing ("" if none), checked with the flags it constrains."""
   if hp.resize_method not in RESIZE_METHODS:
     raise UserError(
         f"--resize_method: unknown method {hp.resize_method!r}; choose from: "
@@ -151,93 +185,98 @@ def make_plan(hp: DatasetHparams) -> Plan:
         f"--preprocessing: unknown preprocessing {preprocessing!r}; choose "
         f"from: {', '.join(PREPROCESSINGS)} (or leave it empty)")
   if preprocessing == "imagenet":
-    if not hp.image_size:
-      raise UserError(
-          "--image_size: --preprocessing=imagenet crops to --image_size x "
-          "--image_size; set it (e.g. 224, or 64 for a quick run)")
-    if hp.augment:
-      raise UserError(
-          "--augment: --preprocessing=imagenet brings its own training "
-          "augmentation (random-resized crop + horizontal flip); drop "
-          "--augment (its pad + crop would be a second, different one)")
-    if hp.resize_method != "resize":
-      raise UserError(
-          f"--resize_method: {hp.resize_method} does not apply with "
-          "--preprocessing=imagenet, which resizes and crops itself; leave "
-          "--resize_method at resize")
+    _check_imagenet(hp)
   if spec.variable_size and not hp.image_size:
     raise UserError(
         f"--image_size: {spec.name} has images of varying size; set "
         "--image_size (e.g. 224, or 64 for a quick run)")
-  classes = parse_classes(hp.classes, spec.num_classes, spec.name)
+  return preprocessing
 
-  h0, w0, c0 = spec.shape
-  size = hp.image_size
-  height, width = (size, size) if size else (h0, w0)
-  channels = hp.channels or c0
-  mean, std = list(spec.mean), list(spec.std)
-  transforms = []
 
+def _check_imagenet(hp: DatasetHparams):
+  """The flags --preprocessing=imagenet needs, or leaves to itself."""
+  if not hp.image_size:
+    raise UserError(
+        "--image_size: --preprocessing=imagenet crops to --image_size x "
+        "--image_size; set it (e.g. 224, or 64 for a quick run)")
+  if hp.augment:
+    raise UserError(
+        "--augment: --preprocessing=imagenet brings its own training "
+        "augmentation (random-resized crop + horizontal flip); drop "
+        "--augment (its pad + crop would be a second, different one)")
+  if hp.resize_method != "resize":
+    raise UserError(
+        f"--resize_method: {hp.resize_method} does not apply with "
+        "--preprocessing=imagenet, which resizes and crops itself; leave "
+        "--resize_method at resize")
+
+
+def _subset_steps(hp: DatasetHparams, classes) -> List[str]:
+  """How --classes, --validation_fraction and --train_examples cut the data."""
+  steps = []
   if classes:
-    transforms.append(
+    steps.append(
         f"classes {hp.classes.replace(' ', '')} -> 0..{len(classes) - 1}")
   if hp.validation_fraction:
-    transforms.append(
-        f"validation = last {hp.validation_fraction:g} of train")
+    steps.append(f"validation = last {hp.validation_fraction:g} of train")
   if hp.train_examples:
-    transforms.append(f"train = first {hp.train_examples} examples")
+    steps.append(f"train = first {hp.train_examples} examples")
+  return steps
 
-  if channels != c0:
-    if c0 == 1:
-      transforms.append("grayscale -> 3 channels")
-      mean, std = mean * 3, std * 3
-    else:
-      transforms.append("RGB -> grayscale (luminance)")
-      # Exact for the mean; for the std this treats the channels as fully
-      # correlated, which natural images nearly are.
-      mean = [sum(w * m for w, m in zip(LUMA, mean))]
-      std = [sum(w * s for w, s in zip(LUMA, std))]
 
+def _channel_step(c0: int, mean: list, std: list) -> Tuple[str, list, list]:
+  """From `c0` channels to the other count: its description and statistics."""
+  if c0 == 1:
+    return "grayscale -> 3 channels", mean * 3, std * 3
+  # Exact for the mean; for the std this treats the channels as fully
+  # correlated, which natural images nearly are.
+  return ("RGB -> grayscale (luminance)",
+          [sum(w * m for w, m in zip(LUMA, mean))],
+          [sum(w * s for w, s in zip(LUMA, std))])
+
+
+def _resize_steps(spec: registry.DatasetSpec, method: str, preprocessing: str,
+                  height: int, width: int, mean: list, std: list
+                  ) -> Tuple[List[str], list, list]:
+  """How images reach height x width, and the statistics they leave."""
+  h0, w0, _ = spec.shape
   if preprocessing == "imagenet":
-    short = int(round(height * EVAL_RESIZE_RATIO))
-    transforms.append(
-        f"train: random-resized crop (area {CROP_AREA[0]:g}-{CROP_AREA[1]:g},"
-        f" aspect 3/4-4/3) -> {height}x{width} (bilinear) + horizontal flip")
-    transforms.append(
-        f"eval: resize shorter side -> {short} (bilinear), centre-crop "
-        f"{height}x{width}")
-  elif spec.variable_size:
-    verb = "resize (bilinear)" if hp.resize_method == "resize" else (
-        "centre-crop/pad")
-    transforms.append(f"{verb} any -> {height}x{width}")
-  elif (height, width) != (h0, w0):
-    src = f"{h0}" if h0 == w0 else f"{h0}x{w0}"
-    dst = f"{height}" if height == width else f"{height}x{width}"
-    if hp.resize_method == "resize":
-      transforms.append(f"resize {src} -> {dst} (bilinear)")
-    else:
-      grow = height >= h0 and width >= w0
-      shrink = height <= h0 and width <= w0
-      verb = "pad" if grow else "centre-crop" if shrink else "crop/pad"
-      transforms.append(f"{verb} {src} -> {dst}")
-      # Zero padding adds black pixels: fold them into the statistics so the
-      # padded images still come out with mean 0 and std 1.
-      frac = min(height, h0) * min(width, w0) / (height * width)
-      if frac < 1.0:
-        second = [frac * (s * s + m * m) for m, s in zip(mean, std)]
-        mean = [frac * m for m in mean]
-        std = [math.sqrt(max(e - m * m, 1e-12)) for e, m in zip(second, mean)]
+    return _imagenet_steps(height, width), mean, std
+  if spec.variable_size:
+    verb = "resize (bilinear)" if method == "resize" else "centre-crop/pad"
+    return [f"{verb} any -> {height}x{width}"], mean, std
+  if (height, width) == (h0, w0):
+    return [], mean, std
+  src = f"{h0}" if h0 == w0 else f"{h0}x{w0}"
+  dst = f"{height}" if height == width else f"{height}x{width}"
+  if method == "resize":
+    return [f"resize {src} -> {dst} (bilinear)"], mean, std
+  grow = height >= h0 and width >= w0
+  shrink = height <= h0 and width <= w0
+  verb = "pad" if grow else "centre-crop" if shrink else "crop/pad"
+  # Zero padding adds black pixels: fold them into the statistics so the
+  # padded images still come out with mean 0 and std 1.
+  frac = min(height, h0) * min(width, w0) / (height * width)
+  if frac < 1.0:
+    mean, std = _padded_stats(mean, std, frac)
+  return [f"{verb} {src} -> {dst}"], mean, std
 
-  if hp.normalize:
-    transforms.append("normalize mean/std")
-  if hp.augment:
-    transforms.append("augment (training): pad + random crop + horizontal flip")
 
-  return Plan(spec=spec, classes=classes, height=height, width=width,
-              channels=channels, resize_method=hp.resize_method,
-              normalize=bool(hp.normalize), augment=bool(hp.augment),
-              preprocessing=preprocessing, mean=tuple(mean), std=tuple(std),
-              transforms=tuple(transforms))
+def _imagenet_steps(height: int, width: int) -> List[str]:
+  short = int(round(height * EVAL_RESIZE_RATIO))
+  return [
+      f"train: random-resized crop (area {CROP_AREA[0]:g}-{CROP_AREA[1]:g},"
+      f" aspect 3/4-4/3) -> {height}x{width} (bilinear) + horizontal flip",
+      f"eval: resize shorter side -> {short} (bilinear), centre-crop "
+      f"{height}x{width}"]
+
+
+def _padded_stats(mean: list, std: list, frac: float) -> Tuple[list, list]:
+  """Mean and std once a fraction 1 - `frac` of the pixels is black (0)."""
+  second = [frac * (s * s + m * m) for m, s in zip(mean, std)]
+  mean = [frac * m for m in mean]
+  std = [math.sqrt(max(e - m * m, 1e-12)) for e, m in zip(second, mean)]
+  return mean, std
 
 
 def _to_float(images: tf.Tensor, plan: Plan) -> tf.Tensor:

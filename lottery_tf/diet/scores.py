@@ -18,11 +18,12 @@ False)`` yields it), ``member_scores`` [ensemble, n], ``labels`` int32 [n] and
 ``meta``, a JSON string naming the dataset, split and the hparams that fix
 the indexing, so that a file is never applied to other data.
 """
+import dataclasses
 import json
 import os
 import time
 import zipfile
-from typing import Callable, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from lottery_tf import fs
 from lottery_tf import artifacts, data, hparams as hp_lib, training
 from lottery_tf.analysis import per_example
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams, TrainingHparams
+from lottery_tf.hparams import DatasetHparams
 from lottery_tf.training import optimizers
 from lottery_tf.training.rewind import load_weights, snapshot
 
@@ -47,23 +48,6 @@ _MEMBER_SEED_OFFSET = 50_021
 
 def member_seed(seed: int, member: int) -> int:
   return int(seed) + _MEMBER_SEED_OFFSET + int(member)
-
-
-def experiment_name(dhp: DatasetHparams, mhp) -> str:
-  return f"score_{mhp.model}_{dhp.dataset}".replace("/", "_")
-
-
-def experiment_hash(dhp, mhp, thp: TrainingHparams, shp) -> str:
-  """Scores do not depend on --training_steps (members train --score_steps)."""
-  thp = thp.replace(training_steps=TrainingHparams().training_steps)
-  return hp_lib.experiment_hash(dhp, mhp, thp, shp, extra={"command": "score"})
-
-
-def experiment_dir(output_dir: str, dhp, mhp, thp, shp,
-                   name: Optional[str] = None) -> str:
-  return artifacts.experiment_dir(
-      output_dir, name or experiment_name(dhp, mhp),
-      experiment_hash(dhp, mhp, thp, shp))
 
 
 # ----------------------------------------------------------------------------
@@ -86,81 +70,136 @@ def compute(exp_dir: str, task, shp, *, quiet: bool = False,
       os.path.join(exp_dir, SCORES_FILE)):
     log(f"scores already computed: {os.path.join(exp_dir, SCORES_FILE)}")
     return summary_path
-  dhp, thp = task.dhp, task.thp
   steps = task.steps(shp.score_steps, "--score_steps")
   n = task.info.num_examples["train"]
   began = time.time()
-  model = train_model = forward_data = grad_data = None
-  members = []
+  members = _members(exp_dir, task, shp, steps, n, quiet, log)
+  labels = _common_labels(exp_dir, members)
+  member_scores = np.stack([r["scores"] for r in members]).astype(np.float32)
+  scores = member_scores.mean(axis=0)
+  meta = _meta(task, shp, members, n, steps)
+  artifacts.write_npz(os.path.join(exp_dir, SCORES_FILE), {
+      "scores": scores, "member_scores": member_scores,
+      "labels": labels.astype(np.int32), "meta": np.array(json.dumps(meta))})
+  _plot(exp_dir, task.dhp, shp, scores, labels)
+  summary = _summary(exp_dir, shp, meta, members, scores, labels, n, began)
+  artifacts.write_json(summary_path, summary)
+  quantiles = summary["quantiles"]
+  log(f"{shp.score} scores of {n} {task.info.name} training examples, "
+      f"{len(members)} networks x {steps} steps: median "
+      f"{quantiles['0.5']:.4f}, 10%-90% "
+      f"{quantiles['0.1']:.4f}-{quantiles['0.9']:.4f}")
+  return summary_path
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scorer:
+  """What every member trains and is scored with."""
+  model: Any
+  train_model: Any  # `model` compiled.
+  forward_data: Any  # The train split, un-augmented, for losses.
+  grad_data: Any  # The same, in batches small enough for GraNd.
+
+
+def _scorer(task) -> _Scorer:
+  # One compiled model for the whole ensemble: each member assigns its
+  # own initialisation and a fresh optimizer.
+  thp = task.thp
+  training.set_seed(thp.seed)
+  with task.scope():
+    model = task.build_model(seed=thp.seed)
+    train_model = training.compile_model(model, thp, task.steps_per_epoch)
+  forward_data = data.load(task.dhp, "train", batch_size=1000,
+                           with_index=True)
+  # Per-example gradients of a batch are held at once: small batches.
+  grad_data = data.load(task.dhp, "train", batch_size=32, with_index=True)
+  return _Scorer(model, train_model, forward_data, grad_data)
+
+
+def _members(exp_dir: str, task, shp, steps: int, n: int, quiet: bool,
+             log: Callable[[str], None]) -> List[dict]:
+  """Every member's record: read if saved, else trained, scored and saved.
+
+  The model is built only once a member needs training.
+  """
+  members, scorer = [], None
   for m in range(shp.ensemble_size):
     path = os.path.join(exp_dir, "members", f"member_{m:02d}.npz")
     if fs.exists(path):
       members.append(artifacts.read_npz(path))
       continue
-    if model is None:
-      # One compiled model for the whole ensemble: each member assigns its
-      # own initialisation and a fresh optimizer.
-      training.set_seed(thp.seed)
-      with task.scope():
-        model = task.build_model(seed=thp.seed)
-        train_model = training.compile_model(model, thp, task.steps_per_epoch)
-      forward_data = data.load(dhp, "train", batch_size=1000,
-                               with_index=True)
-      # Per-example gradients of a batch are held at once: small batches.
-      grad_data = data.load(dhp, "train", batch_size=32, with_index=True)
-    seed = member_seed(thp.seed, m)
-    member_began = time.time()
-    training.set_seed(seed)
-    load_weights(model, snapshot(task.build_model(seed=seed)))
-    optimizers.start_run(train_model.optimizer, 0)
-    train_model.reset_metrics()
-    if steps:
-      training.fit(train_model, task.train_data(seed=seed),
-                   steps_per_epoch=task.steps_per_epoch, start_step=0,
-                   end_step=steps, verbose=training.verbosity(quiet))
-    forward = per_example.stats(model, forward_data, n)
-    if shp.score == "grand":
-      values = per_example.grad_norms(model, grad_data, n)["grand"]
-    else:
-      values = forward["el2n"]
-    record = {
-        "scores": values.astype(np.float32),
-        "labels": forward["labels"].astype(np.int32),
-        "train_accuracy": np.float32(forward["correct"].mean()),
-        "train_loss": np.float32(forward["loss"].mean()),
-        "seed": np.int64(seed),
-        "seconds": np.float32(time.time() - member_began),
-    }
+    if scorer is None:
+      scorer = _scorer(task)
+    record, values = _member(scorer, task, shp, m, steps, n, quiet)
     artifacts.write_npz(path, record)
     members.append(record)
-    log(f"member {m + 1}/{shp.ensemble_size} (seed {seed}): {steps} steps, "
-        f"train acc {100 * float(record['train_accuracy']):.2f}%, mean "
+    log(f"member {m + 1}/{shp.ensemble_size} (seed {int(record['seed'])}): "
+        f"{steps} steps, train acc "
+        f"{100 * float(record['train_accuracy']):.2f}%, mean "
         f"{shp.score} {float(values.mean()):.4f}")
+  return members
+
+
+def _member(scorer: _Scorer, task, shp, m: int, steps: int, n: int,
+            quiet: bool) -> Tuple[dict, np.ndarray]:
+  """Member `m` trained from its own seed and scored: its record, scores."""
+  seed = member_seed(task.thp.seed, m)
+  began = time.time()
+  training.set_seed(seed)
+  load_weights(scorer.model, snapshot(task.build_model(seed=seed)))
+  optimizers.start_run(scorer.train_model.optimizer, 0)
+  scorer.train_model.reset_metrics()
+  if steps:
+    training.fit(scorer.train_model, task.train_data(seed=seed),
+                 steps_per_epoch=task.steps_per_epoch, start_step=0,
+                 end_step=steps, verbose=training.verbosity(quiet))
+  forward = per_example.stats(scorer.model, scorer.forward_data, n)
+  if shp.score == "grand":
+    values = per_example.grad_norms(scorer.model, scorer.grad_data,
+                                    n)["grand"]
+  else:
+    values = forward["el2n"]
+  record = {
+      "scores": values.astype(np.float32),
+      "labels": forward["labels"].astype(np.int32),
+      "train_accuracy": np.float32(forward["correct"].mean()),
+      "train_loss": np.float32(forward["loss"].mean()),
+      "seed": np.int64(seed),
+      "seconds": np.float32(time.time() - began),
+  }
+  return record, values
+
+
+def _common_labels(exp_dir: str, members: List[dict]) -> np.ndarray:
+  """The labels every member was scored on (UserError if they differ)."""
   labels = members[0]["labels"]
   for m, record in enumerate(members):
     if not np.array_equal(record["labels"], labels):
       raise UserError(f"{exp_dir}: member {m} was scored on other data "
                       "(labels differ); delete the directory and rerun")
-  member_scores = np.stack([r["scores"] for r in members]).astype(np.float32)
-  scores = member_scores.mean(axis=0)
+  return labels
+
+
+def _meta(task, shp, members: List[dict], n: int, steps: int) -> dict:
+  """scores.npz's `meta`: what was scored, how, and by which hparams."""
   info = task.info
-  meta = {
+  return {
       "format": FORMAT, "format_version": FORMAT_VERSION,
       "score": shp.score, "dataset": info.name, "split": "train",
       "num_examples": int(n), "num_classes": int(info.num_classes),
-      "indexing": _indexing(dhp),
+      "indexing": _indexing(task.dhp),
       "index": "position in the train split as data.load(hp, 'train', "
                "training=False) yields it",
       "model": task.mhp.model, "ensemble_size": shp.ensemble_size,
       "score_steps": shp.score_steps, "steps": int(steps),
       "seeds": [int(r["seed"]) for r in members],
-      "hparams": hp_lib.to_json_dict(dhp, task.mhp, thp, shp),
+      "hparams": hp_lib.to_json_dict(task.dhp, task.mhp, task.thp, shp),
       "versions": artifacts.library_versions(),
   }
-  artifacts.write_npz(os.path.join(exp_dir, SCORES_FILE), {
-      "scores": scores, "member_scores": member_scores,
-      "labels": labels.astype(np.int32), "meta": np.array(json.dumps(meta))})
-  order = np.lexsort((np.arange(n), scores))
+
+
+def _plot(exp_dir: str, dhp: DatasetHparams, shp, scores: np.ndarray,
+          labels: np.ndarray):
   from lottery_tf.diet import plots  # pylint: disable=g-import-not-at-top
   plots.histogram(scores, labels, os.path.join(exp_dir,
                                                "scores_histogram.png"),
@@ -168,13 +207,20 @@ def compute(exp_dir: str, task, shp, *, quiet: bool = False,
   plots.easy_hard_grid(dhp, scores, labels,
                        os.path.join(exp_dir, "examples_easy_hard.png"),
                        score=shp.score)
+
+
+def _summary(exp_dir: str, shp, meta: dict, members: List[dict],
+             scores: np.ndarray, labels: np.ndarray, n: int,
+             began: float) -> dict:
+  """summary.json: per member and overall, easiest and hardest indices."""
+  order = np.lexsort((np.arange(n), scores))
   rows = [{"member": m, "seed": int(r["seed"]),
            "train_accuracy": float(r["train_accuracy"]),
            "train_loss": float(r["train_loss"]),
            f"mean_{shp.score}": float(r["scores"].mean()),
            "rank_correlation_with_ensemble": _spearman(r["scores"], scores)}
           for m, r in enumerate(members)]
-  summary = {
+  return {
       "command": "score",
       "scores": os.path.join(exp_dir, SCORES_FILE),
       "meta": meta,
@@ -187,12 +233,6 @@ def compute(exp_dir: str, task, shp, *, quiet: bool = False,
       "hardest": [int(i) for i in order[::-1][:20]],
       "wall_seconds": time.time() - began,
   }
-  artifacts.write_json(summary_path, summary)
-  log(f"{shp.score} scores of {n} {info.name} training examples, "
-      f"{len(members)} networks x {steps} steps: median "
-      f"{summary['quantiles']['0.5']:.4f}, 10%-90% "
-      f"{summary['quantiles']['0.1']:.4f}-{summary['quantiles']['0.9']:.4f}")
-  return summary_path
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
