@@ -16,23 +16,16 @@ tests/test_experiment_names.py pins every description's name through a
 series of non-default values: a refactor that renames experiments fails it.
 """
 import dataclasses
-import hashlib
-import json
 from typing import Any, ClassVar, Dict, Optional, Tuple
 
 from lottery_tf import fs
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import (DatasetHparams, Hparams, ModelHparams,
-                                TrainingHparams)
+                                TrainingHparams, digest)
 
 #: A file name's limit is 255 bytes on ext4, XFS, APFS, NTFS and GCS object
 #: path segments alike; leave room for ".tmp-" names beside it.
 MAX_DIRNAME_BYTES = 200
-
-
-def digest(payload: Dict[str, Any]) -> str:
-  text = json.dumps(payload, sort_keys=True, default=str)
-  return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 class Description:

@@ -11,16 +11,68 @@ default keeps every existing experiment's name valid. Fields marked
 import dataclasses
 import hashlib
 import json
-from typing import Any, Dict, Optional
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lottery_tf.errors import UserError
 
 
-def field(default, help: str, affects_results: bool = True, **kw):  # pylint: disable=redefined-builtin
-  """A dataclass field with the help text its CLI flag will show."""
+#: The classifier layer of every model (models.CLASSIFIER_NAME): transfer
+#: re-initialises it, --output_layer_fraction is its rate.
+CLASSIFIER = "logits"
+
+
+def field(default, help: str, affects_results: bool = True, *,  # pylint: disable=redefined-builtin
+          choices: Optional[Sequence[str]] = None, many: bool = False,
+          interval: str = "", also: Tuple = (), **kw):
+  """A dataclass field with the help text its CLI flag will show.
+
+  The value's constraints are declared here, once: ``choices`` (with
+  ``many``, a comma-separated list of them), ``interval`` (``"(0, 1)"``,
+  ``"[0, inf)"``; ``also``: values allowed outside it, e.g. -1 for "off").
+  They drive the flag's type (an enum), its help and :meth:`Hparams.check`.
+  """
   return dataclasses.field(
       default=default,
-      metadata={"help": help, "affects_results": affects_results, **kw})
+      metadata={"help": help, "affects_results": affects_results,
+                "choices": tuple(choices) if choices is not None else None,
+                "many": many, "interval": interval, "also": tuple(also),
+                **kw})
+
+
+def split_list(text: str) -> List[str]:
+  """A comma-separated flag value as its items: ``"a, b,,c"`` -> a, b, c."""
+  return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+def show_choices(choices: Sequence[str]) -> str:
+  return ", ".join(c if c else "''" for c in choices)
+
+
+def _in_interval(value, interval: str) -> bool:
+  lo, hi = (float(x) for x in interval[1:-1].split(","))
+  above = value > lo if interval[0] == "(" else value >= lo
+  below = value < hi if interval[-1] == ")" else value <= hi
+  return above and below
+
+
+def check_field(f: dataclasses.Field, value) -> None:
+  """UserError naming the flag unless ``value`` keeps ``f``'s declaration."""
+  md = f.metadata
+  if isinstance(value, float) and not math.isfinite(value):
+    raise UserError(f"--{f.name}: must be a finite number, got {value}")
+  choices = md.get("choices")
+  if choices is not None:
+    values = split_list(value) if md.get("many") else [value]
+    for v in values:
+      if v not in choices:
+        raise UserError(f"--{f.name}: {v!r} is not one of: "
+                        f"{show_choices(choices)}")
+  interval = md.get("interval")
+  if interval and value not in md.get("also", ()) and not _in_interval(
+      value, interval):
+    also = "".join(f" or {a}" for a in md.get("also", ()))
+    raise UserError(f"--{f.name}: must be in {interval}{also}, got {value}")
 
 
 class Hparams:
@@ -54,6 +106,23 @@ class Hparams:
   def replace(self, **changes):
     return dataclasses.replace(self, **changes)
 
+  def check(self) -> None:
+    """Every field against its declared choices and interval."""
+    for f in dataclasses.fields(self):
+      check_field(f, getattr(self, f.name))
+
+  def validate(self) -> None:
+    """:meth:`check`; groups add the checks that span fields."""
+    self.check()
+
+
+#: How --image_size is reached (data/preprocess.py).
+RESIZE_METHODS = ("resize", "pad")
+#: Named preprocessings; "" is resize/pad per --resize_method.
+PREPROCESSINGS = ("", "imagenet")
+#: tf.distribute strategies by --strategy name (training/distribute.py).
+STRATEGIES = ("default", "mirrored", "multi_worker", "one_device", "tpu")
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetHparams(Hparams):
@@ -65,7 +134,7 @@ class DatasetHparams(Hparams):
   channels: int = field(
       0, "Bring images to 1 or 3 channels (0 = the dataset's own).")
   resize_method: str = field(
-      "resize", "How to reach --image_size: `resize` (bilinear) or `pad` "
+      "resize", choices=RESIZE_METHODS, help= "How to reach --image_size: `resize` (bilinear) or `pad` "
       "(zero-pad, or centre-crop when smaller).")
   normalize: bool = field(
       True, "Subtract the dataset's per-channel mean, divide by its std.")
@@ -79,7 +148,7 @@ class DatasetHparams(Hparams):
   train_examples: int = field(
       0, "Use only the first N training examples (0 = all).")
   preprocessing: str = field(
-      "", "Named preprocessing: empty = resize/pad per --resize_method (and, "
+      "", choices=PREPROCESSINGS, help= "Named preprocessing: empty = resize/pad per --resize_method (and, "
       "with --augment, pad + random crop + flip); `imagenet` = train: "
       "random-resized crop to --image_size + horizontal flip, eval: resize "
       "to --image_size*256/224 + centre crop (needs --image_size; replaces "
@@ -98,41 +167,46 @@ class ModelHparams(Hparams):
 @dataclasses.dataclass(frozen=True)
 class TrainingHparams(Hparams):
   group = "training"
-  optimizer: str = field("sgd", "`sgd` (with --momentum/--nesterov) or `adam`.")
-  lr: float = field(0.1, "Peak learning rate.")
-  momentum: float = field(0.0, "SGD momentum.")
+  optimizer: str = field("sgd", "`sgd` (with --momentum/--nesterov) or `adam`.",
+                         choices=("sgd", "adam"))
+  lr: float = field(0.1, "Peak learning rate.", interval="(0, inf)")
+  momentum: float = field(0.0, "SGD momentum.", interval="[0, 1)")
   nesterov: bool = field(False, "Nesterov momentum (SGD).")
   weight_decay: float = field(
       0.0, "L2 penalty, coupled (added to the gradient) as PyTorch's SGD and "
-      "Adam `weight_decay`; which weights it decays: --weight_decay_on.")
+      "Adam `weight_decay`; which weights it decays: --weight_decay_on.",
+      interval="[0, inf)")
   weight_decay_on: str = field(
-      "kernels", "What --weight_decay decays: `kernels` (conv/dense kernels "
+      "kernels", choices=("kernels", "all"), help= "What --weight_decay decays: `kernels` (conv/dense kernels "
       "only) or `all` (every trainable weight, biases and BatchNorm "
       "scale/offset included: PyTorch's `SGD(model.parameters(), "
       "weight_decay=...)`, as open_lth, Morcos et al., Mehta and the "
       "data-diet code apply it).")
-  batch_size: int = field(128, "Global batch size.")
+  batch_size: int = field(128, "Global batch size.",
+                          interval="[1, 2147483647]")
   training_steps: str = field(
       "10ep", "Training length: `160ep` (epochs) or `500it` (iterations).")
   lr_schedule: str = field(
-      "constant", "`constant` or `step` (multiply by --gamma at --milestones).")
+      "constant", choices=("constant", "step"), help= "`constant` or `step` (multiply by --gamma at --milestones).")
   milestones: str = field(
       "", "Comma-separated durations for the step schedule, e.g. `80ep,120ep`.")
-  gamma: float = field(0.1, "Step-schedule factor.")
+  gamma: float = field(0.1, "Step-schedule factor.", interval="(0, 1]")
   warmup_steps: str = field(
       "0it", "Linear lr warm-up from 0, as a duration (`5ep`, `500it`).")
-  label_smoothing: float = field(0.0, "Label smoothing of the loss.")
-  seed: int = field(0, "Seed for initialisation, data order and augmentation.")
+  label_smoothing: float = field(0.0, "Label smoothing of the loss.",
+                                 interval="[0, 1)")
+  seed: int = field(0, "Seed for initialisation, data order and augmentation.",
+                    interval="[0, 4294967295]")
   jit_compile: bool = field(
       False, "XLA-compile the train step.", affects_results=False)
   steps_per_execution: int = field(
       0, "Steps per tf.function call (0 = automatic).", affects_results=False)
   mixed_precision: str = field(
-      "", "`mixed_float16` (GPU) or `mixed_bfloat16` (TPU, recent CPUs): "
+      "", choices=("", "mixed_float16", "mixed_bfloat16"), help= "`mixed_float16` (GPU) or `mixed_bfloat16` (TPU, recent CPUs): "
       "compute in half precision; weights, masks and pruning thresholds stay "
       "float32 (empty = float32 throughout).")
   strategy: str = field(
-      "default", "tf.distribute strategy: `default` (one device), `mirrored` "
+      "default", choices=STRATEGIES, help= "tf.distribute strategy: `default` (one device), `mirrored` "
       "(all local GPUs, or --cpu_devices), `multi_worker` (TF_CONFIG), "
       "`one_device` or `tpu` (--tpu). --batch_size is the global batch.",
       affects_results=False)
@@ -149,17 +223,19 @@ class TrainingHparams(Hparams):
       affects_results=False)
 
 
-def experiment_hash(*groups: Optional[Hparams], extra: Optional[dict] = None) -> str:
-  """Hash of the result-changing, non-default fields of the given groups."""
-  payload = {}
-  for g in groups:
-    if g is None:
-      continue
-    payload[g.group] = g.result_fields()
-  if extra:
-    payload["extra"] = extra
+def digest(payload: Dict[str, Any]) -> str:
+  """The 10 hex digits naming an experiment: sha256 of ``payload`` as
+  sorted-key JSON (lottery_tf.descriptions builds the payloads)."""
   text = json.dumps(payload, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def experiment_hash(*groups: Optional[Hparams], extra: Optional[dict] = None) -> str:
+  """Hash of the result-changing, non-default fields of the given groups."""
+  payload = {g.group: g.result_fields() for g in groups if g is not None}
+  if extra:
+    payload["extra"] = extra
+  return digest(payload)
 
 
 def to_json_dict(*groups: Optional[Hparams]) -> Dict[str, Dict[str, Any]]:

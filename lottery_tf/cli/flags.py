@@ -11,6 +11,7 @@ from typing import Dict, Tuple
 from absl import flags
 
 from lottery_tf.errors import UserError
+from lottery_tf.hparams import show_choices
 
 FLAGS = flags.FLAGS
 
@@ -39,13 +40,34 @@ def define(definer, name: str, default, help_text: str, group: str) -> None:
   GROUP_OF[name] = group
 
 
+def _help(f: dataclasses.Field, enum: bool) -> str:
+  """The field's help, with its declared choices and interval."""
+  md = f.metadata
+  text = md.get("help") or f.name
+  if md.get("choices") is not None and not enum:
+    each = "comma-separated, each one of" if md.get("many") else "one of"
+    text += f" ({each}: {show_choices(md['choices'])})"
+  if md.get("interval") and md["interval"] not in text:
+    also = "".join(f" or {a}" for a in md.get("also", ()))
+    text += f" (in {md['interval']}{also})"
+  return text
+
+
 def define_from(cls) -> None:
-  """One flag per field of an hparam dataclass, help text from the field."""
+  """One flag per field of an hparam dataclass: its type, help, choices and
+  interval from the field's declaration (hparams.field). A single choice
+  among non-empty names is an absl enum (absl refuses other values and lists
+  them in the help); the rest are checked by the group's ``check``."""
   hints = typing.get_type_hints(cls)
   for f in dataclasses.fields(cls):
-    definer = _DEFINERS[hints[f.name]]
-    help_text = f.metadata.get("help") or f.name
-    define(definer, f.name, f.default, help_text, cls.group)
+    choices = f.metadata.get("choices")
+    if choices and not f.metadata.get("many") and all(choices):
+      define(lambda name, default, text, c=choices: flags.DEFINE_enum(
+          name, default, list(c), text), f.name, f.default, _help(f, True),
+             cls.group)
+      continue
+    define(_DEFINERS[hints[f.name]], f.name, f.default, _help(f, False),
+           cls.group)
 
 
 def names_of(*sources) -> Tuple[str, ...]:

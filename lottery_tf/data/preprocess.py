@@ -19,11 +19,6 @@ from lottery_tf._keras import tf
 from lottery_tf.data import registry
 from lottery_tf.errors import UserError
 from lottery_tf.hparams import DatasetHparams
-
-RESIZE_METHODS = ("pad", "resize")
-#: Named preprocessings (`--preprocessing`); "" is the default (resize/pad
-#: per --resize_method, --augment's pad + crop + flip).
-PREPROCESSINGS = ("imagenet",)
 # --preprocessing=imagenet, as torchvision's RandomResizedCrop(size) and
 # Resize(size * 256 / 224) + CenterCrop(size), the ResNet recipe.
 CROP_AREA = (0.08, 1.0)
@@ -83,7 +78,7 @@ class Plan:
   resize_method: str
   normalize: bool
   augment: bool  # --augment's pad + random crop + flip (per batch).
-  preprocessing: str  # "" or a name in PREPROCESSINGS.
+  preprocessing: str  # One of hparams.PREPROCESSINGS ("": none).
   mean: Tuple[float, ...]  # Per output channel, after channel/pad adjustment.
   std: Tuple[float, ...]
   transforms: Tuple[str, ...]
@@ -175,15 +170,8 @@ def _check_numbers(hp: DatasetHparams):
 def _check_preprocessing(hp: DatasetHparams, spec: registry.DatasetSpec
                          ) -> str:
   """--preprocessing ("" if none), checked with the flags it constrains."""
-  if hp.resize_method not in RESIZE_METHODS:
-    raise UserError(
-        f"--resize_method: unknown method {hp.resize_method!r}; choose from: "
-        f"{', '.join(RESIZE_METHODS)}")
+  hp.check()  # --resize_method, --preprocessing: their declared choices.
   preprocessing = hp.preprocessing or ""
-  if preprocessing and preprocessing not in PREPROCESSINGS:
-    raise UserError(
-        f"--preprocessing: unknown preprocessing {preprocessing!r}; choose "
-        f"from: {', '.join(PREPROCESSINGS)} (or leave it empty)")
   if preprocessing == "imagenet":
     _check_imagenet(hp)
   if spec.variable_size and not hp.image_size:

@@ -6,7 +6,7 @@ The pre-training hparams used by `find` (--pretrain_steps, --pretrain_subset,
 import dataclasses
 
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import Hparams, field
+from lottery_tf.hparams import Hparams, field, split_list
 
 SCORES = ("el2n", "grand")
 #: Arms of the diet study that are not subsets.
@@ -17,25 +17,20 @@ ARMS = ("init", "full")
 class ScoreHparams(Hparams):
   group = "score"
   score: str = field(
-      "el2n", "Per-example score: `el2n` (||softmax(f(x)) - onehot(y)||_2 on "
+      "el2n", choices=SCORES, help="Per-example score: `el2n` (||softmax(f(x)) - onehot(y)||_2 on "
       "the un-augmented train set) or `grand` (norm of the loss gradient "
       "over all trainable weights), averaged over the ensemble (Paul et al. "
       "2021).")
   ensemble_size: int = field(
       10, "Networks trained from different seeds (initialisation and data "
-      "order) whose scores are averaged.")
+      "order) whose scores are averaged.", interval="[1, 1000]")
   score_steps: str = field(
       "1600it", "Training of each ensemble member before scoring (`0it` "
       "scores at initialisation, as GraNd at init).")
 
   def validate(self) -> None:
     from lottery_tf.training import durations  # pylint: disable=g-import-not-at-top
-    if self.score not in SCORES:
-      raise UserError(f"--score: {self.score!r} is not one of: "
-                      f"{', '.join(SCORES)}")
-    if not 1 <= self.ensemble_size <= 1000:
-      raise UserError(f"--ensemble_size: must be in [1, 1000], got "
-                      f"{self.ensemble_size}")
+    self.check()
     durations.parse(self.score_steps, "--score_steps")
 
 
@@ -51,10 +46,11 @@ class DietHparams(Hparams):
       affects_results=False)
 
   def arm_list(self):
-    return [a.strip() for a in self.diet_arms.split(",") if a.strip()]
+    return split_list(self.diet_arms)
 
   def validate(self) -> None:
     from lottery_tf.diet import subsets  # pylint: disable=g-import-not-at-top
+    self.check()
     arms = self.arm_list()
     if not arms:
       raise UserError("--diet_arms: name at least one arm, e.g. full,easy:0.1")

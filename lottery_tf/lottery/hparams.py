@@ -1,8 +1,7 @@
 """Hparams of an IMP run that are not dataset/model/training/pruning."""
 import dataclasses
 
-from lottery_tf.errors import UserError
-from lottery_tf.hparams import Hparams, field
+from lottery_tf.hparams import Hparams, field, split_list
 
 #: The branches ``--controls`` runs by default (any registered branch may be
 #: named: ``lottery_tf list`` shows them).
@@ -14,8 +13,9 @@ class LotteryHparams(Hparams):
   group = "lottery"
   # More levels extend the same experiment, so this is not in the hash.
   levels: int = field(
-      10, "Prune this many rounds; level 0 is the dense network.",
-      affects_results=False)
+      10, "Prune this many rounds; level 0 is the dense network (at most 60: "
+      "fewer than one weight in a million would be left).",
+      affects_results=False, interval="[0, 60]")
   rewind: str = field(
       "0it", "Rewind point: `0it` (original LTH), `500it`, `1ep` (late "
       "resetting).")
@@ -60,13 +60,13 @@ class LotteryHparams(Hparams):
       "per-example loss barriers.", affects_results=False)
   interpolation_points: int = field(
       11, "Points on the linear path between two trained copies, ends "
-      "included (lmc and --lmc_every_level).")
+      "included (lmc and --lmc_every_level).", interval="[3, 201]")
   barrier_threshold: float = field(
       0.1, "An example is linearly connected when its loss barrier at "
-      "alpha=0.5 is below this (nats, in [0, 10]).")
+      "alpha=0.5 is below this (nats, in [0, 10]).", interval="[0, 10]")
 
   def control_list(self):
-    return [c.strip() for c in self.controls.split(",") if c.strip()]
+    return split_list(self.controls)
 
   def branch_list(self):
     """The branches to run at each level: --controls, then the instability
@@ -90,16 +90,7 @@ class LotteryHparams(Hparams):
     return out
 
   def validate(self):
-    if self.levels < 0:
-      raise UserError(f"--levels: must be >= 0, got {self.levels}")
-    if self.levels > 60:
-      raise UserError(f"--levels: {self.levels} rounds would leave fewer than "
-                      "one weight in a million; use at most 60")
+    self.check()
+    # The branches are a registry (a user may add one), not a fixed list.
     from lottery_tf.lottery import branch  # pylint: disable=g-import-not-at-top
     branch.check(self.control_list())
-    if not 3 <= self.interpolation_points <= 201:
-      raise UserError(f"--interpolation_points: must be in [3, 201], got "
-                      f"{self.interpolation_points}")
-    if not 0 <= self.barrier_threshold <= 10:
-      raise UserError(f"--barrier_threshold: must be in [0, 10] (nats), got "
-                      f"{self.barrier_threshold}")

@@ -3,11 +3,14 @@ import dataclasses
 from typing import Iterable, Optional, Tuple
 
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import Hparams, field
+from lottery_tf.hparams import CLASSIFIER, Hparams, field, split_list
 
-#: The classifier's name in lottery_tf's model zoo (models.CLASSIFIER_NAME);
-#: repeated here so pruning does not import the model registry.
-OUTPUT_LAYER = "logits"
+#: The classifier, whose rate --output_layer_fraction is.
+OUTPUT_LAYER = CLASSIFIER
+#: The pruning strategies (pruning.masks.STRATEGIES implements them).
+STRATEGIES = ("global", "layerwise")
+#: --prune_only: everything prunable, or the convolutions only.
+PRUNE_ONLY = ("", "conv")
 
 
 def output_rate_error(rate: float, layer: str, why: str) -> str:
@@ -20,7 +23,7 @@ def output_rate_error(rate: float, layer: str, why: str) -> str:
 class PruningHparams(Hparams):
   group = "pruning"
   pruning_strategy: str = field(
-      "global", "`global` (one magnitude threshold over all pruned layers; "
+      "global", choices=STRATEGIES, help="`global` (one magnitude threshold over all pruned layers; "
       "Morcos et al., needed for VGG/ResNet) or `layerwise` (each layer loses "
       "--pruning_fraction of its own remaining weights).")
   pruning_fraction: float = field(
@@ -29,30 +32,32 @@ class PruningHparams(Hparams):
       "R alive weights of the pruned pool go, smallest |w| first, ties broken "
       "by layer order then position; layers in --layers_to_ignore and layers "
       "at their own rate are not in R. (open_lth counts R over all prunable "
-      "layers, ignored ones included, and removes ceil(p*R)+1 plus ties.)")
+      "layers, ignored ones included, and removes ceil(p*R)+1 plus ties.)",
+      interval="(0, 1)")
   output_layer_fraction: float = field(
       -1.0, "Rate for the classifier (the layer named `logits`) only, pruned "
       "on its own outside the global pool, in [0, 1) (Frankle & Carbin: 0.1); "
       "-1 prunes it like the other layers. Refused when `logits` is not "
-      "pruned (--layers_to_ignore=logits, --prune_only=conv).")
+      "pruned (--layers_to_ignore=logits, --prune_only=conv).",
+      interval="[0, 1)", also=(-1.0,))
   conv_layer_fraction: float = field(
       -1.0, "Rate for every convolutional layer, each pruned on its own "
       "outside the global pool, in [0, 1) (Frankle & Carbin: 0.1 for Conv-2 "
       "and Conv-4, 0.15 for Conv-6); -1 prunes them like the other layers. "
-      "Refused when no conv layer is pruned.")
+      "Refused when no conv layer is pruned.", interval="[0, 1)",
+      also=(-1.0,))
   layers_to_ignore: str = field(
       "", "Comma-separated names of layers never pruned (left unwrapped) and "
       "not counted in the pool --pruning_fraction applies to, e.g. `logits` "
       "(open_lth leaves it unpruned for LeNet and VGG, but counts it; see "
       "--pruning_fraction).")
   prune_only: str = field(
-      "", "`conv` prunes only convolutional layers (Mehta 2019); empty prunes "
+      "", choices=PRUNE_ONLY, help="`conv` prunes only convolutional layers (Mehta 2019); empty prunes "
       "convolutional and dense layers.")
 
   def ignored_layers(self) -> Tuple[str, ...]:
     """``layers_to_ignore`` as a tuple of names."""
-    return tuple(s.strip() for s in self.layers_to_ignore.split(",")
-                 if s.strip())
+    return tuple(split_list(self.layers_to_ignore))
 
   def output_fraction(self) -> Optional[float]:
     """The output layer's own rate, or None to prune it like the others."""
@@ -86,22 +91,7 @@ class PruningHparams(Hparams):
 
   def validate(self) -> None:
     """Raises UserError naming the flag for an out-of-range value."""
-    from lottery_tf.pruning import masks  # pylint: disable=g-import-not-at-top
-    masks.get_strategy(self.pruning_strategy)
-    if not 0.0 < self.pruning_fraction < 1.0:
-      raise UserError(
-          f"--pruning_fraction: must be in (0, 1), got {self.pruning_fraction}")
-    f = self.output_layer_fraction
-    if f != -1.0 and not 0.0 <= f < 1.0:
-      raise UserError(f"--output_layer_fraction: must be -1 (like the other "
-                      f"layers) or in [0, 1), got {f}")
-    f = self.conv_layer_fraction
-    if f != -1.0 and not 0.0 <= f < 1.0:
-      raise UserError(f"--conv_layer_fraction: must be -1 (like the other "
-                      f"layers) or in [0, 1), got {f}")
-    if self.prune_only not in ("", "conv"):
-      raise UserError(f"--prune_only: {self.prune_only!r} is not one of: '' "
-                      "(conv and dense layers), conv")
+    self.check()
     self.check_output_rate()
     parts = [s.strip() for s in self.layers_to_ignore.split(",")]
     if self.layers_to_ignore.strip() and not all(parts):

@@ -13,10 +13,12 @@ from lottery_tf.pruning.hparams import OUTPUT_LAYER
 from lottery_tf.pruning.hparams import output_rate_error
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.pruning.wrap import wrappers
+from lottery_tf.training.model import pruned_weights
 
 
 def _pairs(model):
-  return {name: w.pruning_vars[0][:2] for name, w in wrappers(model).items()}
+  """{layer: (kernel, mask)}: each wrapper prunes its one kernel."""
+  return {name: pruned_weights(w)[0] for name, w in wrappers(model).items()}
 
 
 def get_masks(model: keras.Model) -> Dict[str, np.ndarray]:

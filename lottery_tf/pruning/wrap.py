@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List, Optional
 
 from lottery_tf._keras import keras
 from lottery_tf.errors import UserError
+from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.pruning.schedule import OneShotSchedule
 
 from tensorflow_model_optimization.python.core.sparsity.keras import (
@@ -26,8 +27,6 @@ from tensorflow_model_optimization.python.core.sparsity.keras import (
 CONV_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
                keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
 DENSE_LAYERS = (keras.layers.Dense,)
-
-PRUNE_ONLY_CHOICES = ("", "conv")
 
 
 def is_wrapper(layer) -> bool:
@@ -91,9 +90,9 @@ def _is_prunable(layer, prune_only: Optional[str]) -> bool:
 
 
 def _check_prune_only(prune_only):
-  if (prune_only or "") not in PRUNE_ONLY_CHOICES:
-    raise UserError(f"--prune_only: {prune_only!r} is not one of: '' (conv "
-                    "and dense layers), conv")
+  """The library entry points take --prune_only's value as given: checked
+  against PruningHparams' one declaration of it."""
+  PruningHparams(prune_only=prune_only or "").check()
 
 
 def _check_functional(model, what: str):

@@ -24,11 +24,12 @@ class _TicketModule(tf.Module):
   def __init__(self, model: keras.Model, with_masks: bool, plan=None):
     super().__init__(name="ticket")
     from lottery_tf.pruning.wrap import wrappers  # pylint: disable=g-import-not-at-top
+    from lottery_tf.training.model import pruned_weights  # pylint: disable=g-import-not-at-top
     from lottery_tf.training.rewind import named_weights  # pylint: disable=g-import-not-at-top
     # The model's own variable objects: saved once, read by name. tfmot's
     # threshold and step variables are left out (the wrappers are stripped).
     self.weights = dict(named_weights(model))
-    self.masks = ({name: w.pruning_vars[0][1]
+    self.masks = ({name: pruned_weights(w)[0][1]
                    for name, w in wrappers(model).items()}
                   if with_masks else {})
     shape = [None, *model.inputs[0].shape[1:]]

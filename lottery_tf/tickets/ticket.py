@@ -8,6 +8,7 @@ import numpy as np
 from lottery_tf import artifacts, fs
 from lottery_tf._keras import keras, tf
 from lottery_tf.errors import UserError
+from lottery_tf.hparams import split_list
 from lottery_tf.tickets.format import (FORMAT_VERSION, TICKET_JSON,
                                        TRAINED_JSON, file_hashes,
                                        manifest_digest)
@@ -165,8 +166,7 @@ class Ticket:
       num_classes = int(num_classes or self.meta["num_classes"])
       seed = int(self.meta.get("seed", 0) if seed is None else seed)
       prune = dict(self.meta.get("pruning", {}))
-      ignored = [s for s in str(prune.get("layers_to_ignore", "")).split(",")
-                 if s]
+      ignored = split_list(prune.get("layers_to_ignore", ""))
       prune_only = str(prune.get("prune_only") or "") or None
       name = str(self.model_name)
     except (TypeError, ValueError) as e:

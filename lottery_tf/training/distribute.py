@@ -34,8 +34,7 @@ from typing import Optional
 from lottery_tf._keras import tf
 from lottery_tf.errors import UserError
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "one_device", "tpu")
-MIXED_PRECISION = ("", "mixed_float16", "mixed_bfloat16")
+from lottery_tf.hparams import STRATEGIES  # noqa: F401  (re-exported)
 
 _STRATEGY: Optional[tf.distribute.Strategy] = None
 _KEY = None
@@ -136,12 +135,7 @@ def _make(name: str, tpu: str) -> tf.distribute.Strategy:
 
 def validate(thp) -> None:
   """UserError naming the flag for bad distribution/precision settings."""
-  if thp.strategy not in STRATEGIES:
-    raise UserError(f"--strategy: {thp.strategy!r} is not one of: "
-                    f"{', '.join(STRATEGIES)}")
-  if thp.mixed_precision not in MIXED_PRECISION:
-    raise UserError(f"--mixed_precision: {thp.mixed_precision!r} is not one "
-                    f"of: mixed_float16, mixed_bfloat16 (or empty)")
+  thp.check()
   if thp.cpu_devices < 0:
     raise UserError(f"--cpu_devices: must be >= 0, got {thp.cpu_devices}")
   if thp.checkpoint_every < 0:

@@ -24,14 +24,29 @@ def is_pruning_wrapper(layer) -> bool:
   return isinstance(layer, _PruneLowMagnitude)
 
 
+def pruned_weights(wrapper) -> List[Tuple[tf.Variable, tf.Variable]]:
+  """(kernel, mask) of each weight a tfmot wrapper prunes: the one place that
+  knows where tfmot keeps a layer's mask (``pruning_vars``)."""
+  if not wrapper.built:
+    raise ValueError(f"pruning wrapper {wrapper.name} is not built")
+  return [(w, m) for w, m, _ in wrapper.pruning_vars]
+
+
+def pruning_state(wrapper) -> List[tf.Variable]:
+  """A wrapper's own variables (masks, thresholds, its step): pruning's
+  state, not the network's weights (never rewound or transferred)."""
+  if not wrapper.built:
+    raise ValueError(f"pruning wrapper {wrapper.name} is not built")
+  out = [v for _, m, t in wrapper.pruning_vars for v in (m, t)]
+  return out + [wrapper.pruning_step]
+
+
 def mask_pairs(model: keras.Model) -> List[Tuple[tf.Variable, tf.Variable]]:
   """(kernel, mask) for every weight a tfmot wrapper prunes, in layer order."""
   pairs = []
   for layer in model.layers:
     if is_pruning_wrapper(layer):
-      if not layer.built:
-        raise ValueError(f"pruning wrapper {layer.name} is not built")
-      pairs.extend((w, m) for w, m, _ in layer.pruning_vars)
+      pairs.extend(pruned_weights(layer))
   return pairs
 
 

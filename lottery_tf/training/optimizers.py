@@ -9,7 +9,6 @@ first steps 2-4x too large), and :class:`LotterySchedule` adds the run's
 ``start_step`` to them. :func:`start_run` sets both; :func:`global_step` is
 the step on the run's clock, ``start_step + iterations``.
 """
-import math
 from typing import Sequence
 
 from lottery_tf._keras import keras, tf
@@ -93,43 +92,19 @@ def start_run(optimizer, step: int) -> None:
 
 
 def validate(hp: TrainingHparams) -> None:
-  """Raises UserError naming the flag for out-of-range training hparams."""
-  if hp.optimizer not in ("sgd", "adam"):
-    raise UserError(f"--optimizer: {hp.optimizer!r} is not one of: sgd, adam")
-  for name in ("lr", "momentum", "weight_decay", "gamma", "label_smoothing"):
-    value = getattr(hp, name)
-    if not math.isfinite(value):
-      raise UserError(f"--{name}: must be a finite number, got {value}")
-  if not 0 <= hp.seed < 2**32:
-    raise UserError(f"--seed: must be in [0, 2**32 - 1], got {hp.seed}")
-  if hp.batch_size > 2**31 - 1:
-    raise UserError(f"--batch_size: {hp.batch_size} is more than 2**31 - 1")
+  """Raises UserError naming the flag for out-of-range training hparams.
+
+  The fields' declared choices and intervals first (hparams.field), then
+  what spans fields.
+  """
+  hp.check()
   if hp.steps_per_execution > durations.MAX_VALUE:
     raise UserError(f"--steps_per_execution: {hp.steps_per_execution} is "
                     f"more than {durations.MAX_VALUE:,}")
-  if not hp.lr > 0:
-    raise UserError(f"--lr: must be > 0, got {hp.lr}")
-  if not 0 <= hp.momentum < 1:
-    raise UserError(f"--momentum: must be in [0, 1), got {hp.momentum}")
   if hp.nesterov and (hp.optimizer != "sgd" or hp.momentum == 0):
     raise UserError("--nesterov: needs --optimizer=sgd and --momentum > 0")
-  if hp.weight_decay < 0:
-    raise UserError(f"--weight_decay: must be >= 0, got {hp.weight_decay}")
-  if hp.weight_decay_on not in ("kernels", "all"):
-    raise UserError(f"--weight_decay_on: {hp.weight_decay_on!r} is not one "
-                    "of: kernels, all")
-  if hp.batch_size < 1:
-    raise UserError(f"--batch_size: must be >= 1, got {hp.batch_size}")
-  if hp.lr_schedule not in ("constant", "step"):
-    raise UserError(
-        f"--lr_schedule: {hp.lr_schedule!r} is not one of: constant, step")
   if hp.lr_schedule == "step" and not hp.milestones.strip():
     raise UserError("--milestones: the step schedule needs at least one")
-  if not 0 < hp.gamma <= 1:
-    raise UserError(f"--gamma: must be in (0, 1], got {hp.gamma}")
-  if not 0 <= hp.label_smoothing < 1:
-    raise UserError(
-        f"--label_smoothing: must be in [0, 1), got {hp.label_smoothing}")
   if hp.steps_per_execution < 0:
     raise UserError(
         f"--steps_per_execution: must be >= 0, got {hp.steps_per_execution}")

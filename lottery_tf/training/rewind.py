@@ -17,9 +17,7 @@ import numpy as np
 from lottery_tf import artifacts
 from lottery_tf._keras import keras, tf
 from lottery_tf.training import optimizers
-from lottery_tf.training.model import is_pruning_wrapper
-
-_PRUNING_VARIABLES = ("mask", "threshold", "pruning_step")
+from lottery_tf.training.model import is_pruning_wrapper, pruning_state
 
 
 def named_weights(model: keras.Model) -> Dict[str, tf.Variable]:
@@ -31,10 +29,12 @@ def named_weights(model: keras.Model) -> Dict[str, tf.Variable]:
   out = {}
   for layer in model.layers:
     inner = layer.layer if is_pruning_wrapper(layer) else layer
+    state = ({id(v) for v in pruning_state(layer)}
+             if is_pruning_wrapper(layer) else set())
     for var in layer.weights:
-      short = var.name.split("/")[-1].split(":")[0]
-      if is_pruning_wrapper(layer) and short in _PRUNING_VARIABLES:
+      if id(var) in state:
         continue
+      short = var.name.split("/")[-1].split(":")[0]
       key = f"{inner.name}/{short}"
       if key in out:
         raise ValueError(f"two weights named {key} in {model.name}")

@@ -1,12 +1,11 @@
 """How a ticket is carried onto a target dataset (Morcos et al.; Mehta), and
 the source x target grid of them (``lottery_tf grid``)."""
 import dataclasses
-import math
 import re
 from typing import List, Tuple
 
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import Hparams, field
+from lottery_tf.hparams import Hparams, field, split_list
 
 WEIGHTS = ("rewind", "trained", "init", "random")
 HEADS = ("linear", "mlp")
@@ -18,7 +17,7 @@ CONTROLS = ("own_ticket", "random_ticket", "dense")
 class TransferHparams(Hparams):
   group = "transfer"
   transfer_weights: str = field(
-      "rewind", "Weights put under the ticket's mask (Mehta 2019): `rewind` "
+      "rewind", choices=WEIGHTS, help="Weights put under the ticket's mask (Mehta 2019): `rewind` "
       "(the ticket's rewind-point weights, theta_k; Morcos et al.), `trained` "
       "(the source network after training, theta_S), `init` (the source's "
       "initialisation, theta_0) or `random` (a fresh initialisation).")
@@ -29,11 +28,12 @@ class TransferHparams(Hparams):
       "ticket and dense network are its own IMP and train every layer. Each "
       "run's metrics list its trained_layers and frozen_layers.")
   head: str = field(
-      "linear", "New classifier for the target's classes: `linear` (one "
+      "linear", choices=HEADS, help="New classifier for the target's classes: `linear` (one "
       "Dense, Morcos et al.) or `mlp` (Dense-ReLU-Dense, Mehta 2019).")
-  head_hidden: int = field(256, "Width of the hidden layer of --head=mlp.")
+  head_hidden: int = field(256, "Width of the hidden layer of --head=mlp.",
+                           interval="[1, inf)")
   head_mask: str = field(
-      "dense", "Mask of the re-initialised classifier (`logits`): `dense`, or "
+      "dense", choices=HEAD_MASKS, help="Mask of the re-initialised classifier (`logits`): `dense`, or "
       "`random` at the density the source's classifier had. The hidden layer "
       "of --head=mlp has no source layer to take a density from and stays "
       "dense.")
@@ -45,27 +45,14 @@ class TransferHparams(Hparams):
       "own_ticket,random_ticket,dense", "Controls trained on the target: "
       "`own_ticket` (IMP on the target to the same level; reused if it "
       "exists), `random_ticket` (random mask at the same per-layer density, "
-      "random init), `dense`; empty for none.", affects_results=False)
+      "random init), `dense`; empty for none.", affects_results=False,
+      choices=CONTROLS, many=True)
 
   def control_list(self):
-    return [c.strip() for c in self.transfer_controls.split(",") if c.strip()]
+    return split_list(self.transfer_controls)
 
   def validate(self):
-    if self.transfer_weights not in WEIGHTS:
-      raise UserError(f"--transfer_weights: {self.transfer_weights!r} is not "
-                      f"one of: {', '.join(WEIGHTS)}")
-    if self.head not in HEADS:
-      raise UserError(f"--head: {self.head!r} is not one of: "
-                      f"{', '.join(HEADS)}")
-    if self.head_hidden < 1:
-      raise UserError(f"--head_hidden: must be >= 1, got {self.head_hidden}")
-    if self.head_mask not in HEAD_MASKS:
-      raise UserError(f"--head_mask: {self.head_mask!r} is not one of: "
-                      f"{', '.join(HEAD_MASKS)}")
-    unknown = set(self.control_list()) - set(CONTROLS)
-    if unknown:
-      raise UserError(f"--transfer_controls: unknown control(s) "
-                      f"{sorted(unknown)}; choose from: {', '.join(CONTROLS)}")
+    self.check()
 
 
 OPTIMIZERS = ("sgd", "adam")
@@ -81,17 +68,21 @@ class GridHparams(Hparams):
                        "syntax as --sources).")
   source_optimizers: str = field(
       "sgd", "grid: optimizers the source tickets are found with (`sgd`, "
-      "`adam`).")
+      "`adam`).", choices=OPTIMIZERS, many=True)
   target_optimizers: str = field(
-      "sgd", "grid: optimizers the transferred tickets are trained with.")
-  sgd_lr: float = field(0.1, "grid: learning rate of the `sgd` recipe.")
-  sgd_momentum: float = field(0.9, "grid: momentum of the `sgd` recipe.")
-  adam_lr: float = field(3e-4, "grid: learning rate of the `adam` recipe.")
+      "sgd", "grid: optimizers the transferred tickets are trained with.",
+      choices=OPTIMIZERS, many=True)
+  sgd_lr: float = field(0.1, "grid: learning rate of the `sgd` recipe.",
+                        interval="(0, inf)")
+  sgd_momentum: float = field(0.9, "grid: momentum of the `sgd` recipe.",
+                              interval="[0, 1)")
+  adam_lr: float = field(3e-4, "grid: learning rate of the `adam` recipe.",
+                         interval="(0, inf)")
   transfer_levels: str = field(
       "", "grid: comma-separated levels to transfer (empty: 1..--levels).")
   replicates: int = field(
       1, "grid: seeds per transfer and random ticket; the table reports mean "
-      "and standard deviation.")
+      "and standard deviation.", interval="[1, inf)")
   heatmap_level: int = field(
       -1, "grid: level shown in the heatmap (-1: the last one).",
       affects_results=False)
@@ -100,21 +91,11 @@ class GridHparams(Hparams):
     for flag in ("sources", "targets"):
       if not parse_datasets(getattr(self, flag), flag):
         raise UserError(f"--{flag}: give at least one dataset")
+    self.check()
     for flag in ("source_optimizers", "target_optimizers"):
-      names = split_list(getattr(self, flag))
-      bad = [n for n in names if n not in OPTIMIZERS]
-      if not names or bad:
-        raise UserError(f"--{flag}: {getattr(self, flag)!r}; choose from: "
+      if not split_list(getattr(self, flag)):
+        raise UserError(f"--{flag}: name at least one of: "
                         f"{', '.join(OPTIMIZERS)}")
-    for flag in ("sgd_lr", "adam_lr"):
-      value = getattr(self, flag)
-      if not (math.isfinite(value) and value > 0):
-        raise UserError(f"--{flag}: must be a finite number > 0, got {value}")
-    if not (math.isfinite(self.sgd_momentum) and 0 <= self.sgd_momentum < 1):
-      raise UserError(f"--sgd_momentum: must be in [0, 1), got "
-                      f"{self.sgd_momentum}")
-    if self.replicates < 1:
-      raise UserError(f"--replicates: must be >= 1, got {self.replicates}")
     for lv in self.levels(levels):
       if not 0 <= lv <= levels:
         raise UserError(f"--transfer_levels: level {lv} is not in 0..{levels}")
@@ -130,11 +111,6 @@ class GridHparams(Hparams):
     except ValueError:
       raise UserError(f"--transfer_levels: {self.transfer_levels!r} is not "
                       "a comma-separated list of levels") from None
-
-
-def split_list(text: str) -> List[str]:
-  """``"a, b,,c"`` -> ["a", "b", "c"]."""
-  return [p.strip() for p in str(text).split(",") if p.strip()]
 
 
 _SPEC = re.compile(r"^([\w/]+)(?:\[([0-9,\- ]+)\])?$")

@@ -21,7 +21,8 @@ from lottery_tf import artifacts, data, descriptions, fs, hparams as hp_lib
 from lottery_tf import models, paths, pruning, tickets, training
 from lottery_tf._keras import keras
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.hparams import (DatasetHparams, ModelHparams, TrainingHparams,
+                                split_list)
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.runner import LotteryRunner
 from lottery_tf.lottery.task import Task
@@ -102,8 +103,8 @@ def build_target_model(ticket: tickets.Ticket, info: data.DataInfo,
     plain = keras.Model(plain.inputs, logits, name=plain.name)
   prune = ticket.meta.get("pruning", {})
   names = {layer.name for layer in plain.layers}
-  ignored = [s for s in prune.get("layers_to_ignore", "").split(",")
-             if s and s in names and s not in head_layers(trhp)]
+  ignored = [s for s in split_list(prune.get("layers_to_ignore", ""))
+             if s in names and s not in head_layers(trhp)]
   return pruning.wrap(plain, layers_to_ignore=ignored,
                       prune_only=prune.get("prune_only") or None)
 
@@ -223,8 +224,7 @@ class TransferRunner:
                *, prune_only: str = "", name: str = "", quiet: bool = False,
                log=print):
     trhp.validate()
-    if prune_only not in ("", "conv"):
-      raise UserError(f"--prune_only: {prune_only!r} is not one of: '', conv")
+    PruningHparams(prune_only=prune_only).check()
     self.ticket = ticket
     self.trhp = trhp
     self.prune_only = prune_only
