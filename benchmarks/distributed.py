@@ -70,7 +70,7 @@ import numpy as np  # noqa: E402
 
 from lottery_tf import models, pruning, training  # noqa: E402
 from lottery_tf._keras import keras  # noqa: E402
-from lottery_tf.hparams import TrainingHparams  # noqa: E402
+from lottery_tf.training.hparams import TrainingHparams  # noqa: E402
 
 import tensorflow_model_optimization as tfmot  # noqa: E402
 

@@ -50,7 +50,8 @@ import numpy as np  # noqa: E402
 
 from lottery_tf import data, models, pruning, training  # noqa: E402
 from lottery_tf._keras import keras, tf  # noqa: E402
-from lottery_tf.hparams import DatasetHparams, TrainingHparams  # noqa: E402
+from lottery_tf.data.hparams import DatasetHparams  # noqa: E402
+from lottery_tf.training.hparams import TrainingHparams  # noqa: E402
 
 import tensorflow_datasets as tfds  # noqa: E402
 

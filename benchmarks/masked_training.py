@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from lottery_tf import models, pruning, training  # noqa: E402
 from lottery_tf._keras import keras, tf  # noqa: E402
-from lottery_tf.hparams import TrainingHparams  # noqa: E402
+from lottery_tf.training.hparams import TrainingHparams  # noqa: E402
 
 import tensorflow_model_optimization as tfmot  # noqa: E402
 

@@ -18,10 +18,12 @@ series of non-default values: a refactor that renames experiments fails it.
 import dataclasses
 from typing import Any, ClassVar, Dict, Optional, Tuple
 
-from lottery_tf import fs
+from lottery_tf.foundations import fs
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import (DatasetHparams, Hparams, ModelHparams,
-                                TrainingHparams, digest)
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.foundations.hparams import Hparams, digest
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 
 #: A file name's limit is 255 bytes on ext4, XFS, APFS, NTFS and GCS object
 #: path segments alike; leave room for ".tmp-" names beside it.

@@ -23,7 +23,7 @@ names through this one, so the layout is stated once.
 import os
 from typing import List
 
-from lottery_tf import fs
+from lottery_tf.foundations import fs
 
 HPARAMS = "hparams.json"
 METRICS = "metrics.json"

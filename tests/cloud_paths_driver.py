@@ -11,7 +11,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 from absl import flags  # noqa: E402
 
-from lottery_tf import fs  # noqa: E402
+from lottery_tf.foundations import fs  # noqa: E402
 from lottery_tf.cli import main  # noqa: E402
 
 FLAGS = flags.FLAGS

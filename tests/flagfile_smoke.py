@@ -17,7 +17,7 @@ from absl import flags  # noqa: E402
 import lottery_tf  # noqa: E402,F401
 from lottery_tf.cli import commands  # noqa: E402
 from lottery_tf.cli import flags as cli_flags  # noqa: E402
-from lottery_tf.hparams import TrainingHparams  # noqa: E402
+from lottery_tf.training.hparams import TrainingHparams  # noqa: E402
 from lottery_tf.training import distribute  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
@@ -117,7 +117,8 @@ def check_training_flags(path):
 def _hparam_classes():
   from lottery_tf.analysis.hparams import LMCHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.diet.hparams import DietHparams, ScoreHparams  # pylint: disable=g-import-not-at-top
-  from lottery_tf.hparams import DatasetHparams, ModelHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.data.hparams import DatasetHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.models.hparams import ModelHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.hparams import LotteryHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.pruning.hparams import PruningHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.transfer.hparams import GridHparams  # pylint: disable=g-import-not-at-top

@@ -11,8 +11,9 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import numpy as np  # noqa: E402
 
-from lottery_tf.hparams import (DatasetHparams, ModelHparams,  # noqa: E402
-                                TrainingHparams)
+from lottery_tf.data.hparams import DatasetHparams # noqa: E402
+from lottery_tf.models.hparams import ModelHparams # noqa: E402
+from lottery_tf.training.hparams import TrainingHparams # noqa: E402
 from lottery_tf.lottery.hparams import LotteryHparams  # noqa: E402
 from lottery_tf.lottery.runner import LotteryRunner  # noqa: E402
 from lottery_tf.lottery.task import Task  # noqa: E402

@@ -11,9 +11,12 @@ import os
 import numpy as np
 import pytest
 
-from lottery_tf import artifacts, descriptions, paths
+from lottery_tf import descriptions, paths
+from lottery_tf.foundations import store
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery import branch
 from lottery_tf.lottery.branch import registry
 from lottery_tf.lottery.hparams import LotteryHparams
@@ -67,9 +70,9 @@ def test_a_registered_branch_runs_under_controls_and_resumes(tmp_path):
     exp = _find(tmp_path, "reinit,other_order")
     assert OtherOrder.calls == [1, 2]  # Not at level 0 (the dense network).
     for level in (1, 2):
-      m = artifacts.read_json(paths.metrics(
+      m = store.read_json(paths.metrics(
           paths.run(exp, level, "other_order")))
-      ticket = artifacts.read_json(paths.metrics(paths.level(exp, level)))
+      ticket = store.read_json(paths.metrics(paths.level(exp, level)))
       assert m["run"] == "other_order" and m["level"] == level
       assert m["data_seed"] == 4 and ticket["data_seed"] == 3
       # Same mask, same start: only the data order differs.
@@ -78,7 +81,7 @@ def test_a_registered_branch_runs_under_controls_and_resumes(tmp_path):
       assert m["metrics"]["test_accuracy"] != ticket["metrics"][
           "test_accuracy"] or not np.isclose(m["metrics"]["test_loss"],
                                              ticket["metrics"]["test_loss"])
-    rows = artifacts.read_json(paths.summary(exp))["rows"]
+    rows = store.read_json(paths.summary(exp))["rows"]
     assert sorted((r["level"], r["run"]) for r in rows) == [
         (0, "ticket"), (1, "other_order"), (1, "reinit"), (1, "ticket"),
         (2, "other_order"), (2, "reinit"), (2, "ticket")]
@@ -93,13 +96,13 @@ def test_a_registered_branch_runs_under_controls_and_resumes(tmp_path):
 def test_controls_lmc_is_the_instability_branch(tmp_path):
   exp = _find(tmp_path, "lmc", interpolation_points=3)
   for level in (0, 1, 2):
-    lmc = artifacts.read_json(paths.metrics(paths.run(exp, level, "lmc")))
-    ticket = artifacts.read_json(paths.metrics(paths.level(exp, level)))
+    lmc = store.read_json(paths.metrics(paths.run(exp, level, "lmc")))
+    ticket = store.read_json(paths.metrics(paths.level(exp, level)))
     assert len(lmc["rows"]) == 3
     assert ticket["lmc"]["instability"] == lmc["instability"]
     assert os.path.exists(os.path.join(paths.run(exp, level, "lmc"),
                                        "per_example.npz"))
   # Not a row of the accuracy summary; its numbers ride on the ticket's.
-  rows = artifacts.read_json(paths.summary(exp))["rows"]
+  rows = store.read_json(paths.summary(exp))["rows"]
   assert {r["run"] for r in rows} == {"ticket"}
   assert all("instability" in r for r in rows)

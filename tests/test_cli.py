@@ -175,7 +175,9 @@ def _generated_bad_values():
   import dataclasses  # pylint: disable=g-import-not-at-top
   from lottery_tf.analysis.hparams import LMCHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.diet.hparams import DietHparams, ScoreHparams  # pylint: disable=g-import-not-at-top
-  from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.data.hparams import DatasetHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.models.hparams import ModelHparams  # pylint: disable=g-import-not-at-top
+  from lottery_tf.training.hparams import TrainingHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.hparams import LotteryHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.pruning.hparams import PruningHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.transfer.hparams import GridHparams  # pylint: disable=g-import-not-at-top

@@ -34,14 +34,14 @@ def test_second_process_on_the_same_experiment_exits_2(tmp_path):
 def test_a_dead_holders_lock_is_taken_over(tmp_path):
   """A holder killed with SIGKILL leaves no lock behind (flock)."""
   code = ("import os, sys; os.environ['TF_USE_LEGACY_KERAS'] = '1'\n"
-          "from lottery_tf import artifacts\n"
-          "with artifacts.experiment_lock(sys.argv[1]):\n"
+          "from lottery_tf.foundations import workspace\n"
+          "with workspace.experiment_lock(sys.argv[1]):\n"
           "  print('held', flush=True); os.kill(os.getpid(), 9)\n")
   exp = str(tmp_path / "exp")
   proc = subprocess.run([sys.executable, "-c", code, exp],
                         capture_output=True, text=True, env=clean_env(),
                         timeout=300)
   assert "held" in proc.stdout and proc.returncode == -9
-  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
-  with artifacts.experiment_lock(exp):
+  from lottery_tf.foundations import workspace  # pylint: disable=g-import-not-at-top
+  with workspace.experiment_lock(exp):
     pass

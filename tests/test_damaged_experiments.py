@@ -146,22 +146,22 @@ def test_damage_is_kept_aside_and_recomputed(original, tmp_path, cli, case):
 def test_reading_a_damaged_file_names_it(original, tmp_path):
   """Every other reader gets DamagedFile, a UserError: exit 2 and one line
   naming the file at the CLI."""
-  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
+  from lottery_tf.foundations import store  # pylint: disable=g-import-not-at-top
   from lottery_tf.errors import DamagedFile  # pylint: disable=g-import-not-at-top
   path = str(tmp_path / "mask.npz")
   shutil.copy(os.path.join(original, "level_01", "mask.npz"), path)
   _object_arrays(path)
   with pytest.raises(DamagedFile, match="mask.npz is damaged.*object arrays"):
-    artifacts.read_npz(path)
+    store.read_npz(path)
   shutil.copy(os.path.join(original, "rewind.npz"), path)
   _truncate(path)
   with pytest.raises(DamagedFile, match="mask.npz is damaged"):
-    artifacts.read_npz(path)
+    store.read_npz(path)
   _empty(path)
   with pytest.raises(DamagedFile, match="mask.npz is damaged.*empty"):
-    artifacts.read_npz(path)
+    store.read_npz(path)
   json_path = str(tmp_path / "m.json")
   with open(json_path, "w") as f:
     f.write('{"metrics": {"test_acc')
   with pytest.raises(DamagedFile, match="m.json is damaged.*not whole JSON"):
-    artifacts.read_json(json_path)
+    store.read_json(json_path)

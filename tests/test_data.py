@@ -9,7 +9,7 @@ import tensorflow_datasets as tfds
 from lottery_tf import data
 from lottery_tf.data import embedded, pipeline, preprocess
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams
+from lottery_tf.data.hparams import DatasetHparams
 
 # The datasets the presets use. The tests below enumerate the registry itself
 # (data.names()), so a new DatasetSpec row is exercised without editing them.
@@ -137,7 +137,7 @@ def test_embedded_dataset_on_a_url_data_dir(data_dir, tmp_path):
   etils.epath, which has no ram:// scheme, so the copy is brought back to
   local disk (fs.copytree) and loaded from there.
   """
-  from lottery_tf import fs
+  from lottery_tf.foundations import fs
   url = "ram://lottery_tf_test_data/tfds"
   embedded.prepare("digits", url)
   files = fs.walk_files(url)

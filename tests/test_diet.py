@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from lottery_tf import artifacts, data, descriptions, training
+from lottery_tf import data, descriptions, training
+from lottery_tf.foundations import store
 from lottery_tf._keras import keras, tf
 from lottery_tf.analysis import per_example
 from lottery_tf.diet import pretrain as pretrain_lib
@@ -13,7 +14,9 @@ from lottery_tf.diet import scores as scores_lib
 from lottery_tf.diet import study, subsets
 from lottery_tf.diet.hparams import DietHparams, ScoreHparams
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf import paths
 from lottery_tf.lottery.runner import LotteryRunner
@@ -159,7 +162,7 @@ def scored(tmp_path_factory):
 
 def test_score_run_writes_index_keyed_scores_plots_and_resumes(scored):
   exp_dir, summary_path = scored
-  arrays = artifacts.read_npz(os.path.join(exp_dir, "scores.npz"))
+  arrays = store.read_npz(os.path.join(exp_dir, "scores.npz"))
   meta = json.loads(str(arrays["meta"]))
   assert meta["dataset"] == "digits" and meta["split"] == "train"
   assert arrays["scores"].shape == (1437,)
@@ -174,7 +177,7 @@ def test_score_run_writes_index_keyed_scores_plots_and_resumes(scored):
   assert not np.allclose(arrays["member_scores"][0],
                          arrays["member_scores"][1])
   assert arrays["scores"].mean() < 0.6
-  summary = artifacts.read_json(summary_path)
+  summary = store.read_json(summary_path)
   assert len(summary["rows"]) == 2
   assert summary["easiest"][0] == int(np.argmin(arrays["scores"]))
   for png in ("scores_histogram.png", "examples_easy_hard.png"):
@@ -201,10 +204,10 @@ def test_bad_scores_files_are_refused_naming_the_flag(scored, tmp_path):
     scores_lib.load(good, DatasetHparams(dataset="mnist_5k"))
   with pytest.raises(UserError, match="--scores: .*another dataset"):
     scores_lib.load(good, DatasetHparams(dataset="digits", classes="0-4"))
-  arrays = artifacts.read_npz(good)
+  arrays = store.read_npz(good)
   arrays["labels"] = np.roll(arrays["labels"], 1)
   shuffled = str(tmp_path / "shuffled.npz")
-  artifacts.write_npz(shuffled, arrays)
+  store.write_npz(shuffled, arrays)
   with pytest.raises(UserError, match="--scores: .*other data"):
     scores_lib.load(shuffled, DIGITS, 1437, labels)
 
@@ -213,15 +216,15 @@ def test_experiments_are_named_by_the_scores_content_not_path(scored, tmp_path):
   exp_dir, _ = scored
   good = os.path.join(exp_dir, "scores.npz")
   copy = str(tmp_path / "copy.npz")
-  artifacts.write_bytes(copy, open(good, "rb").read())
+  store.write_bytes(copy, open(good, "rb").read())
   easy = LotteryHparams(pretrain_steps="10it", pretrain_subset="easy:100")
   h = lambda lhp: descriptions.Find.of(  # noqa: E731
       DIGITS, ModelHparams(), TrainingHparams(), PruningHparams(), lhp).hash
   assert h(easy.replace(scores=good)) == h(easy.replace(scores=copy))
-  arrays = artifacts.read_npz(good)
+  arrays = store.read_npz(good)
   arrays["scores"] = arrays["scores"][::-1].copy()
   other = str(tmp_path / "other.npz")
-  artifacts.write_npz(other, arrays)
+  store.write_npz(other, arrays)
   assert h(easy.replace(scores=good)) != h(easy.replace(scores=other))
   # A random subset does not read the file: it does not enter the name.
   rand = easy.replace(pretrain_subset="random:100")
@@ -377,7 +380,7 @@ def test_pretraining_sees_only_the_subset(pretrained):
   assert counts[subset].min() == 3 and counts.sum() == 3 * 100
   # Training after the pre-training sees the full data.
   assert len(set(np.concatenate(seen["imp"]))) == 1437
-  record = artifacts.read_json(os.path.join(exp_dir, "pretrain",
+  record = store.read_json(os.path.join(exp_dir, "pretrain",
                                             "metrics.json"))
   assert record["num_examples"] == 100 and record["steps"] == T
   assert record["subset"] == "random:100" and record["class_balanced"]
@@ -387,9 +390,9 @@ def test_rewind_point_is_the_pretrained_network_and_lr_resumes_at_t(
     pretrained):
   exp_dir, runner, _, fits = pretrained
   assert runner.rewind_step == T
-  pretrained_weights = artifacts.read_npz(
+  pretrained_weights = store.read_npz(
       os.path.join(exp_dir, "pretrain", "weights.npz"))
-  rewind = artifacts.read_npz(os.path.join(exp_dir, "rewind.npz"))
+  rewind = store.read_npz(os.path.join(exp_dir, "rewind.npz"))
   assert set(rewind) == set(pretrained_weights)
   for key, value in rewind.items():
     np.testing.assert_array_equal(value, pretrained_weights[key])
@@ -408,7 +411,7 @@ def test_rewind_point_is_the_pretrained_network_and_lr_resumes_at_t(
     assert fit["lr"] == pytest.approx(0.05 * (T + 1) / 40)
   assert len(fits) == 3  # pre-training, level 0, level 1
   for level in (0, 1):
-    m = artifacts.read_json(os.path.join(paths.level(exp_dir, level),
+    m = store.read_json(os.path.join(paths.level(exp_dir, level),
                                          "metrics.json"))
     assert m["start_step"] == T and m["rewind_step"] == T
     assert m["pretraining"]["subset"] == "random:100"
@@ -492,7 +495,7 @@ def test_diet_demo_runs_end_to_end_and_resumes(cli, tmp_path):
   path = os.path.join(tmp_path, last.split("results: ")[1])
   study = os.path.dirname(path)
   assert os.path.basename(study).startswith("diet_lenet_300_100_mnist_5k-")
-  summary = artifacts.read_json(path)
+  summary = store.read_json(path)
   arms = ["full", "random:0.1", "easy:0.1"]
   assert list(dict.fromkeys(r["arm"] for r in summary["rows"])) == arms
   assert len(summary["rows"]) == 2 * len(arms)
@@ -515,4 +518,4 @@ def test_diet_demo_runs_end_to_end_and_resumes(cli, tmp_path):
   assert again.stdout.strip().splitlines()[-1] == last
   assert "scores already computed" in again.stdout
   assert sum("(done) level" in line for line in again.stdout.splitlines()) == 6
-  assert artifacts.read_json(path)["rows"] == summary["rows"]
+  assert store.read_json(path)["rows"] == summary["rows"]

@@ -13,7 +13,9 @@ import os
 
 from lottery_tf import descriptions as D
 from lottery_tf.diet.hparams import ScoreHparams
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.transfer.hparams import GridHparams

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from absl import flags
 
-from lottery_tf import artifacts, data, keras, models, tickets
+from lottery_tf import data, keras, models, tickets
+from lottery_tf.foundations import store
 from lottery_tf.cli import main
 from lottery_tf.data.registry import DatasetSpec
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams
+from lottery_tf.data.hparams import DatasetHparams
 from lottery_tf.models import base
 from lottery_tf.models.registry import register
 from lottery_tf.training import distribute
@@ -134,7 +135,7 @@ def test_find_runs_on_a_newly_registered_model_and_dataset(
     previous = None
     for level in range(LEVELS + 1):
       d = os.path.join(exp, f"level_{level:02d}")
-      metrics = artifacts.read_json(os.path.join(d, "metrics.json"))
+      metrics = store.read_json(os.path.join(d, "metrics.json"))
       assert metrics["level"] == level and metrics["run"] == "ticket"
       assert metrics["density"] == pytest.approx(0.8 ** level, abs=1e-4)
       assert set(metrics["density_per_layer"]) == {"fc1", "logits"}
@@ -142,7 +143,7 @@ def test_find_runs_on_a_newly_registered_model_and_dataset(
       assert metrics["data"]["input_shape"] == [8, 8, 1]
       assert metrics["hparams"]["model"]["model"] == MODEL
       assert metrics["metrics"]["test_accuracy"] > 0.5
-      masks = artifacts.read_npz(os.path.join(d, "mask.npz"))
+      masks = store.read_npz(os.path.join(d, "mask.npz"))
       assert {k: m.shape for k, m in masks.items()} == {
           "fc1": (64, 500), "logits": (500, 10)}
       alive = sum(int(m.sum()) for m in masks.values())
@@ -156,7 +157,7 @@ def test_find_runs_on_a_newly_registered_model_and_dataset(
       # The one control asked for, beside the ticket from level 1 on.
       assert os.path.isdir(os.path.join(d, "reinit")) == (level > 0)
       assert not os.path.exists(os.path.join(d, "random_mask"))
-    summary = artifacts.read_json(os.path.join(exp, "summary.json"))
+    summary = store.read_json(os.path.join(exp, "summary.json"))
     assert sorted((r["level"], r["run"]) for r in summary["rows"]) == [
         (0, "ticket"), (1, "reinit"), (1, "ticket"), (2, "reinit"),
         (2, "ticket")]

@@ -1,8 +1,10 @@
 """Experiment names: a hash of the result-changing, non-default hparams."""
 import dataclasses
 
-from lottery_tf import hparams
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.foundations import hparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 
 
 def test_hash_is_pinned():

@@ -14,7 +14,7 @@ from lottery_tf import data
 from lottery_tf._keras import tf
 from lottery_tf.data import pipeline, preprocess
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams
+from lottery_tf.data.hparams import DatasetHparams
 # The global seed's getter (tf.random has only the setter).
 from tensorflow.python.eager import context as tf_context  # noqa: E402
 

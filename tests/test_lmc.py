@@ -5,11 +5,14 @@ import shutil
 import numpy as np
 import pytest
 
-from lottery_tf import artifacts, data, pruning, training
+from lottery_tf import data, pruning, training
+from lottery_tf.foundations import store
 from lottery_tf._keras import keras
 from lottery_tf.analysis import lmc
 from lottery_tf.diet import scores as scores_lib
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery import report
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf import paths
@@ -139,16 +142,16 @@ def experiment(tmp_path_factory):
 
 def test_instability_is_recorded_at_every_level(experiment):
   _, exp_dir = experiment
-  summary = artifacts.read_json(os.path.join(exp_dir, "summary.json"))
+  summary = store.read_json(os.path.join(exp_dir, "summary.json"))
   for level in (0, 1):
     d = paths.level(exp_dir, level)
-    m = artifacts.read_json(os.path.join(d, "metrics.json"))
-    got = artifacts.read_json(os.path.join(d, "lmc", "metrics.json"))
+    m = store.read_json(os.path.join(d, "metrics.json"))
+    got = store.read_json(os.path.join(d, "lmc", "metrics.json"))
     assert m["lmc"]["instability"] == got["instability"]
     assert 0 <= got["instability"] < 0.2
     assert got["rewind_step"] == 10 and got["data_seeds"] == [5, 5 + 40_009]
     assert len(got["rows"]) == 5
-    per = artifacts.read_npz(os.path.join(d, "lmc", "per_example.npz"))
+    per = store.read_npz(os.path.join(d, "lmc", "per_example.npz"))
     assert per["barrier"].shape == (1437,)
     assert os.path.getsize(os.path.join(d, "lmc", "path.png")) > 10_000
     row = [r for r in summary["rows"] if r["level"] == level][0]
@@ -156,7 +159,7 @@ def test_instability_is_recorded_at_every_level(experiment):
     assert row["connected_fraction"] == got["connected_fraction"]
     assert "instability" in report.level_line(exp_dir, level, [])
   # Level 1's first copy is the ticket itself; its density is the level's.
-  l1 = artifacts.read_json(os.path.join(paths.level(exp_dir, 1), "lmc",
+  l1 = store.read_json(os.path.join(paths.level(exp_dir, 1), "lmc",
                                         "metrics.json"))
   assert l1["density"] == pytest.approx(0.8, abs=1e-3)
 
@@ -165,7 +168,7 @@ def test_lmc_resumes_to_the_same_numbers(experiment, tmp_path):
   _, exp_dir = experiment
   copy = str(tmp_path / "exp")
   shutil.copytree(exp_dir, copy)
-  before = artifacts.read_json(os.path.join(paths.level(copy, 1), "lmc",
+  before = store.read_json(os.path.join(paths.level(copy, 1), "lmc",
                                             "metrics.json"))
   # Killed after the ticket, before its instability: the rerun trains both
   # copies again (the first one replays the ticket) and gets the same path.
@@ -174,7 +177,7 @@ def test_lmc_resumes_to_the_same_numbers(experiment, tmp_path):
                 LotteryHparams(levels=1, rewind="10it", controls="",
                                lmc_every_level=True, interpolation_points=5),
                 quiet=True, log=lambda line: None).run()
-  after = artifacts.read_json(os.path.join(paths.level(copy, 1), "lmc",
+  after = store.read_json(os.path.join(paths.level(copy, 1), "lmc",
                                            "metrics.json"))
   assert after["rows"] == before["rows"]
   assert after["instability"] == before["instability"]
@@ -186,8 +189,8 @@ def test_lmc_command_from_a_ticket_matches_the_level(experiment, cli):
              "--interpolation_points=5", "--quiet", f"--output_dir={out}/cli")
   assert proc.returncode == 0, proc.stderr[-2000:]
   path = proc.stdout.strip().splitlines()[-1].split("results: ")[1]
-  got = artifacts.read_json(path)
-  level = artifacts.read_json(os.path.join(paths.level(exp_dir, 1), "lmc",
+  got = store.read_json(path)
+  level = store.read_json(os.path.join(paths.level(exp_dir, 1), "lmc",
                                            "metrics.json"))
   assert got["lmc_from"] == "ticket" and got["source"]["level"] == 1
   assert got["start_step"] == 10
@@ -195,7 +198,7 @@ def test_lmc_command_from_a_ticket_matches_the_level(experiment, cli):
   assert got["instability"] == pytest.approx(level["instability"])
   assert got["connected_fraction"] == pytest.approx(
       level["connected_fraction"])
-  per = artifacts.read_npz(os.path.join(os.path.dirname(path),
+  per = store.read_npz(os.path.join(os.path.dirname(path),
                                         "per_example.npz"))
   assert per["barrier"].shape == (1437,)
 
@@ -205,7 +208,7 @@ def test_lmc_command_from_init_and_its_bad_input(cli, tmp_path):
              "--interpolation_points=3", "--output_dir=out")
   assert proc.returncode == 0, proc.stderr[-2000:]
   path = proc.stdout.strip().splitlines()[-1].split("results: ")[1]
-  got = artifacts.read_json(os.path.join(tmp_path, path))
+  got = store.read_json(os.path.join(tmp_path, path))
   assert got["start_step"] == 0 and len(got["rows"]) == 3
   assert os.path.getsize(os.path.join(os.path.dirname(
       os.path.join(tmp_path, path)), "path.png")) > 10_000

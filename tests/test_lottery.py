@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 
 from conftest import clean_env
-from lottery_tf import artifacts, pruning, tickets, training
+from lottery_tf import pruning, tickets, training
+from lottery_tf.foundations import store
 from lottery_tf._keras import keras
 from lottery_tf.diet import pretrain
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf import paths
 from lottery_tf.lottery.runner import LotteryRunner
@@ -42,7 +45,7 @@ def experiment(tmp_path_factory):
 
 
 def _masks(exp_dir, level):
-  return artifacts.read_npz(os.path.join(paths.level(exp_dir, level), "mask.npz"))
+  return store.read_npz(os.path.join(paths.level(exp_dir, level), "mask.npz"))
 
 
 def test_masks_are_nested_and_density_follows_the_power_law(experiment):
@@ -58,7 +61,7 @@ def test_masks_are_nested_and_density_follows_the_power_law(experiment):
         assert np.all(m <= previous[name]), name
         assert set(np.unique(m)) <= {0.0, 1.0}
     previous = masks
-  metrics = artifacts.read_json(
+  metrics = store.read_json(
       os.path.join(paths.level(experiment, LEVELS), "metrics.json"))
   assert metrics["density"] == pytest.approx(0.8 ** LEVELS, abs=1e-4)
   # Global: layers end at different densities.
@@ -80,13 +83,13 @@ def test_trained_networks_are_exactly_sparse(experiment):
 def test_controls_sit_beside_the_ticket(experiment):
   for level in range(1, LEVELS + 1):
     d = paths.level(experiment, level)
-    ticket = artifacts.read_json(os.path.join(d, "metrics.json"))
-    reinit = artifacts.read_json(os.path.join(d, "reinit", "metrics.json"))
-    rand = artifacts.read_json(os.path.join(d, "random_mask", "metrics.json"))
+    ticket = store.read_json(os.path.join(d, "metrics.json"))
+    reinit = store.read_json(os.path.join(d, "reinit", "metrics.json"))
+    rand = store.read_json(os.path.join(d, "random_mask", "metrics.json"))
     assert reinit["density"] == pytest.approx(ticket["density"])
     assert rand["density_per_layer"] == pytest.approx(
         ticket["density_per_layer"])
-    random_masks = artifacts.read_npz(os.path.join(d, "random_mask",
+    random_masks = store.read_npz(os.path.join(d, "random_mask",
                                                    "mask.npz"))
     masks = _masks(experiment, level)
     for name in masks:
@@ -95,7 +98,7 @@ def test_controls_sit_beside_the_ticket(experiment):
     for m in (ticket, reinit, rand):
       assert 0.5 < m["metrics"]["test_accuracy"] <= 1.0
       assert m["start_step"] == 5
-  summary = artifacts.read_json(os.path.join(experiment, "summary.json"))
+  summary = store.read_json(os.path.join(experiment, "summary.json"))
   runs = {(r["level"], r["run"]) for r in summary["rows"]}
   assert len(runs) == 1 + 3 * LEVELS
   assert os.path.getsize(os.path.join(experiment, "accuracy_vs_density.png")
@@ -107,7 +110,7 @@ def test_controls_sit_beside_the_ticket(experiment):
 def test_ticket_holds_rewind_weights_times_mask(experiment):
   level = 2
   ticket = tickets.load(os.path.join(paths.level(experiment, level), "ticket"))
-  rewind = artifacts.read_npz(os.path.join(experiment, "rewind.npz"))
+  rewind = store.read_npz(os.path.join(experiment, "rewind.npz"))
   masks = _masks(experiment, level)
   assert ticket.meta["level"] == level and ticket.meta["rewind_step"] == 5
   assert ticket.meta["density"] == pytest.approx(0.64, abs=1e-3)
@@ -183,7 +186,7 @@ def test_no_level_directory_beyond_the_last_level(experiment, tmp_path):
   exp = str(tmp_path / "longer")
   import shutil  # pylint: disable=g-import-not-at-top
   shutil.copytree(experiment, exp)
-  planned = artifacts.read_npz(os.path.join(paths.level(exp, LEVELS),
+  planned = store.read_npz(os.path.join(paths.level(exp, LEVELS),
                                             "next_mask.npz"))
   LotteryRunner(exp, Task(**TASK), PruningHparams(),
                 LotteryHparams(levels=LEVELS + 1, rewind="5it", controls=""),
@@ -267,7 +270,7 @@ def test_thirty_levels_reach_99_9_percent_sparsity(tmp_path):
                          LotteryHparams(levels=30, controls=""), quiet=True,
                          log=lambda line: None, save_tickets=False)
   runner.run()
-  last = artifacts.read_json(os.path.join(paths.level(runner.exp_dir, 30),
+  last = store.read_json(os.path.join(paths.level(runner.exp_dir, 30),
                                           "metrics.json"))
   assert last["density"] == pytest.approx(0.8 ** 30, rel=0.05)
   assert last["density"] < 0.0013
@@ -276,7 +279,7 @@ def test_thirty_levels_reach_99_9_percent_sparsity(tmp_path):
   alive = total = 64 * 300 + 300 * 100 + 100 * 10
   for _ in range(30):
     alive -= int(np.floor(0.2 * alive + 0.5))
-  masks = artifacts.read_npz(os.path.join(paths.level(runner.exp_dir, 30),
+  masks = store.read_npz(os.path.join(paths.level(runner.exp_dir, 30),
                                           "mask.npz"))
   assert sum(int(m.sum()) for m in masks.values()) == alive
   assert last["density"] == pytest.approx(alive / total, abs=1e-9)
@@ -294,7 +297,7 @@ FIND = ["find", "--dataset=digits", "--model=lenet_300_100", "--lr=0.05",
 
 
 def _rows(summary_path):
-  rows = artifacts.read_json(summary_path)["rows"]
+  rows = store.read_json(summary_path)["rows"]
   return sorted((r["level"], r["run"], r["density"], r["test_accuracy"],
                  r["test_loss"], r["train_loss"]) for r in rows)
 
@@ -383,12 +386,12 @@ def test_every_run_resumes_inside_from_its_checkpoint(tmp_path, monkeypatch):
                  "level_01/checkpoint", "level_01/reinit/checkpoint"], cut
   for rel in ("pretrain/metrics.json", "level_00/metrics.json",
               "level_01/metrics.json", "level_01/reinit/metrics.json"):
-    a = artifacts.read_json(str(tmp_path / "clean" / rel))
-    b = artifacts.read_json(str(tmp_path / "cut" / rel))
+    a = store.read_json(str(tmp_path / "clean" / rel))
+    b = store.read_json(str(tmp_path / "cut" / rel))
     assert a["metrics"] == b["metrics"], rel
   for rel in ("rewind.npz", "level_01/mask.npz", "level_01/next_mask.npz"):
-    a = artifacts.read_npz(str(tmp_path / "clean" / rel))
-    b = artifacts.read_npz(str(tmp_path / "cut" / rel))
+    a = store.read_npz(str(tmp_path / "clean" / rel))
+    b = store.read_npz(str(tmp_path / "cut" / rel))
     for k in a:
       np.testing.assert_array_equal(a[k], b[k], err_msg=f"{rel} {k}")
   assert not list((tmp_path / "cut").rglob("checkpoint"))
@@ -429,7 +432,7 @@ def test_a_run_cut_right_after_its_last_checkpoint_resumes(tmp_path,
                  "level_01/reinit/checkpoint"], cut
   for rel in ("pretrain/metrics.json", "level_00/metrics.json",
               "level_01/metrics.json", "level_01/reinit/metrics.json"):
-    a = artifacts.read_json(str(tmp_path / "clean" / rel))
-    b = artifacts.read_json(str(tmp_path / "cut" / rel))
+    a = store.read_json(str(tmp_path / "clean" / rel))
+    b = store.read_json(str(tmp_path / "cut" / rel))
     assert a["metrics"] == b["metrics"], rel
   assert not list((tmp_path / "cut").rglob("checkpoint"))

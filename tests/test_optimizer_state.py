@@ -10,9 +10,12 @@ import os
 import numpy as np
 import pytest
 
-from lottery_tf import artifacts, pruning, tickets, training
+from lottery_tf import pruning, tickets, training
+from lottery_tf.foundations import store
 from lottery_tf._keras import keras, tf
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf import paths
 from lottery_tf.lottery.runner import LotteryRunner
@@ -148,8 +151,8 @@ def test_imp_level_and_its_control_train_from_k_with_a_fresh_adam(tmp_path):
                          quiet=True, log=lambda *_: None)
   runner.run()
   d = paths.level(runner.exp_dir, 1)
-  masks = artifacts.read_npz(os.path.join(d, "mask.npz"))
-  rewind = artifacts.read_npz(os.path.join(runner.exp_dir, "rewind.npz"))
+  masks = store.read_npz(os.path.join(d, "mask.npz"))
+  rewind = store.read_npz(os.path.join(runner.exp_dir, "rewind.npz"))
   trained = tickets.load_trained_weights(os.path.join(d, "trained"))
 
   # By hand: a new wrapped model, the rewind weights under level 1's mask,
@@ -168,7 +171,7 @@ def test_imp_level_and_its_control_train_from_k_with_a_fresh_adam(tmp_path):
   for key, value in mine.items():
     np.testing.assert_allclose(trained[key], value, rtol=1e-5, atol=1e-6,
                                err_msg=key)
-  control = artifacts.read_json(os.path.join(d, "reinit", "metrics.json"))
+  control = store.read_json(os.path.join(d, "reinit", "metrics.json"))
   assert control["start_step"] == K
 
 
@@ -210,7 +213,7 @@ def test_resumed_run_restores_the_step_count_it_saved(tmp_path, monkeypatch):
   # Cut at step k + 2: two Adam steps taken, restored as two.
   assert restored == [(K + 2, 2)]
   for rel in ("level_01/metrics.json",):
-    a = artifacts.read_json(str(tmp_path / "clean" / rel))
-    b = artifacts.read_json(str(tmp_path / "cut" / rel))
+    a = store.read_json(str(tmp_path / "clean" / rel))
+    b = store.read_json(str(tmp_path / "cut" / rel))
     assert a["metrics"] == b["metrics"]
     assert b["resumed_from_step"] == K + 2

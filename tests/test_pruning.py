@@ -7,7 +7,7 @@ from absl.testing import parameterized
 from lottery_tf import pruning, training
 from lottery_tf._keras import keras, tf
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import TrainingHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.pruning import masks as masks_lib
 from lottery_tf.pruning.hparams import PruningHparams
 

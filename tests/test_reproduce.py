@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO, clean_env
-from lottery_tf import artifacts
+from lottery_tf.foundations import store
 
 
 @pytest.mark.slow
@@ -27,7 +27,7 @@ def test_lenet_ticket_on_mnist_5k(tmp_path):
       capture_output=True, text=True, env=clean_env(), timeout=3600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   print(proc.stdout)
-  summary = artifacts.read_json(
+  summary = store.read_json(
       proc.stdout.strip().splitlines()[-1].split("results: ")[1])
   rows = {(r["level"], r["run"]): r for r in summary["rows"]}
   dense = rows[(0, "ticket")]["test_accuracy"]

@@ -38,7 +38,9 @@ from conftest import REPO, clean_env
 from lottery_tf import data, training
 from lottery_tf.data import prepare, preprocess
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.task import Task
 
 N_TRAIN, N_TEST = 20, 10
@@ -416,7 +418,7 @@ HIDE_AND_PREPARE = textwrap.dedent("""
     import test_tfds_builders as t
     from lottery_tf import data
     from lottery_tf.errors import UserError
-    from lottery_tf.hparams import DatasetHparams
+    from lottery_tf.data.hparams import DatasetHparams
     files, _ = t.fake_dataset("mnist")
     hp = DatasetHparams(dataset="mnist", data_dir={data_dir!r})
     with t.fake_network(files):

@@ -20,7 +20,9 @@ from lottery_tf import tickets
 from lottery_tf._keras import tf
 from lottery_tf.data import embedded, preprocess, registry
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf import paths
 from lottery_tf.lottery.runner import LotteryRunner

@@ -5,7 +5,7 @@ import pytest
 from lottery_tf import training
 from lottery_tf._keras import keras, tf
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import TrainingHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.training import durations, optimizers
 
 
@@ -131,8 +131,8 @@ def test_label_smoothing_is_the_loss_trained_on(smoothing):
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_keeps_weights_masks_and_thresholds_float32(policy):
   from lottery_tf import pruning  # pylint: disable=g-import-not-at-top
-  from lottery_tf.hparams import (DatasetHparams,  # pylint: disable=g-import-not-at-top
-                                  ModelHparams)
+  from lottery_tf.data.hparams import DatasetHparams # pylint: disable=g-import-not-at-top
+  from lottery_tf.models.hparams import ModelHparams # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
   from lottery_tf.pruning.hparams import PruningHparams  # pylint: disable=g-import-not-at-top
   from lottery_tf.pruning.wrap import wrappers  # pylint: disable=g-import-not-at-top

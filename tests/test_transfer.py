@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from lottery_tf import artifacts, data, pruning, tickets
+from lottery_tf import data, pruning, tickets
+from lottery_tf.foundations import store
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf import paths
 from lottery_tf.lottery.runner import LotteryRunner
@@ -133,7 +136,7 @@ def test_optimizer_transfer_trains_and_keeps_pruned_weights_at_zero(
       str(tmp_path), ticket, DatasetHparams(dataset="mnist_5k", classes="5-9"),
       target, TransferHparams(transfer_controls="random_ticket"),
       quiet=True, log=lambda line: None)
-  summary = artifacts.read_json(runner.run())
+  summary = store.read_json(runner.run())
   t = summary["runs"]["transfer"]
   assert t["num_classes"] == 5 and t["classifier_units"] == 5
   assert t["hparams"]["training"]["optimizer"] == target.optimizer
@@ -167,7 +170,7 @@ def test_controls_reuse_the_targets_own_find(ticket_paths, tmp_path):
   runner = transfer.TransferRunner(str(tmp_path), ticket, dhp, SGD,
                                    TransferHparams(), quiet=True,
                                    log=lambda line: None)
-  summary = artifacts.read_json(runner.run())
+  summary = store.read_json(runner.run())
   own, dense = summary["runs"]["own_ticket"], summary["runs"]["dense"]
   assert own["level"] == 2 and dense["level"] == 0
   assert own["density"] == pytest.approx(summary["runs"]["transfer"]["density"],
@@ -178,7 +181,7 @@ def test_controls_reuse_the_targets_own_find(ticket_paths, tmp_path):
   # A transfer from another level reuses (and extends) the same find.
   other = tickets.load(os.path.join(os.path.dirname(os.path.dirname(
       ticket_paths["sgd"])), "level_01", "ticket"))
-  s2 = artifacts.read_json(transfer.TransferRunner(
+  s2 = store.read_json(transfer.TransferRunner(
       str(tmp_path), other, dhp, SGD, TransferHparams(), quiet=True,
       log=lambda line: None).run())
   assert s2["runs"]["own_ticket"]["experiment"] == own["experiment"]
@@ -191,9 +194,9 @@ def test_bad_transfers_exit_2_with_one_line(ticket_paths, tmp_path, cli):
   tampered = str(tmp_path / "tampered")
   shutil.copytree(good, tampered)
   meta_path = os.path.join(tampered, "assets", "ticket.json")
-  meta = artifacts.read_json(meta_path)
+  meta = store.read_json(meta_path)
   meta["level"] = 7  # provenance edited by hand
-  artifacts.write_json(meta_path, meta)
+  store.write_json(meta_path, meta)
   cases = [
       (["--ticket=" + good, "--dataset=digits", "--noresize_to_ticket"],
        "--ticket"),
@@ -237,7 +240,7 @@ def test_grid_writes_table_plots_and_heatmap(tmp_path):
       PruningHparams(pruning_fraction=0.5), LotteryHparams(levels=1),
       TransferHparams(), ghp, quiet=True, log=lambda line: None)
   path = runner.run()
-  out = artifacts.read_json(path)
+  out = store.read_json(path)
   with open(os.path.join(runner.exp_dir, "grid.csv")) as f:
     rows = list(csv.DictReader(f))
   kinds = {(r["kind"], r["source"], r["source_optimizer"]) for r in rows}
@@ -263,7 +266,7 @@ def test_grid_writes_table_plots_and_heatmap(tmp_path):
             and f not in ("grid.json", "hparams.json", "summary.json",
                           "transfer.json")}
   before = results()
-  again = artifacts.read_json(grid_lib.GridRunner(
+  again = store.read_json(grid_lib.GridRunner(
       str(tmp_path), DatasetHparams(image_size=28, channels=1),
       ModelHparams("lenet_300_100"),
       TrainingHparams(batch_size=64, training_steps="1ep"),
@@ -295,7 +298,7 @@ def test_random_ticket_is_frozen_like_the_transferred_ticket(ticket_paths,
       TransferHparams(freeze_transferred=True, head="mlp",
                       transfer_controls="random_ticket"),
       quiet=True, log=lambda line: None)
-  summary = artifacts.read_json(runner.run())
+  summary = store.read_json(runner.run())
   for kind in ("transfer", "random_ticket"):
     run = summary["runs"][kind]
     assert sorted(run["trained_layers"]) == ["head_fc1", "logits"], kind

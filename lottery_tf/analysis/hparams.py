@@ -2,7 +2,7 @@
 shared with `find --lmc_every_level`)."""
 import dataclasses
 
-from lottery_tf.hparams import Hparams, field
+from lottery_tf.foundations.hparams import Hparams, field
 
 START_POINTS = ("init", "rewind", "ticket")
 

@@ -29,8 +29,10 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from lottery_tf import fs, paths
-from lottery_tf import artifacts, pruning, tickets, training
+from lottery_tf import paths
+from lottery_tf.foundations import fs
+from lottery_tf import pruning, tickets, training
+from lottery_tf.foundations import provenance, store
 from lottery_tf.analysis import lmc
 from lottery_tf.errors import UserError
 from lottery_tf.training import optimizers
@@ -73,14 +75,14 @@ def from_experiment(task, exp_dir: str, flag: str = "--ticket") -> StartPoint:
     raise UserError(f"{flag}: {exp_dir} has no finished level 0 with a "
                     "rewind.npz; run `lottery_tf find` there first")
   try:
-    weights = artifacts.read_npz(path)
-    step = int(artifacts.read_json(level0)["rewind_step"])
+    weights = store.read_npz(path)
+    step = int(store.read_json(level0)["rewind_step"])
   except (OSError, ValueError, KeyError) as e:
     raise UserError(f"{flag}: {path} is unreadable ({e})") from e
   return StartPoint("rewind", step, lambda: task.build_model(),
                     weights=weights,
                     source={"experiment": fs.abspath(exp_dir),
-                            "rewind_sha256": artifacts.sha256_file(path)})
+                            "rewind_sha256": store.sha256_file(path)})
 
 
 def from_ticket(ticket: tickets.Ticket) -> StartPoint:
@@ -91,7 +93,7 @@ def from_ticket(ticket: tickets.Ticket) -> StartPoint:
       source={"ticket": fs.abspath(ticket.path),
               "level": ticket.meta.get("level"),
               "density": ticket.meta.get("density"),
-              "ticket_sha256": artifacts.sha256_file(
+              "ticket_sha256": store.sha256_file(
                   os.path.join(ticket.path, tickets.TICKET_JSON))})
 
 
@@ -170,7 +172,7 @@ def _start_weights(exp_dir: str, start: StartPoint, trainer: _Trainer,
   weights = start.weights
   if weights is None:
     if fs.exists(start_path):
-      weights = artifacts.read_npz(start_path)
+      weights = store.read_npz(start_path)
     else:
       # Dense training from init to the rewind step, on --seed's data order.
       trainer.train(snapshot(trainer.model), 0, start.step,
@@ -178,7 +180,7 @@ def _start_weights(exp_dir: str, start: StartPoint, trainer: _Trainer,
       weights = snapshot(trainer.model)
       log(f"trained the dense network to step {start.step}")
   if not fs.exists(start_path):
-    artifacts.write_npz(start_path, weights)
+    store.write_npz(start_path, weights)
   return weights
 
 
@@ -193,16 +195,16 @@ def _copies(exp_dir: str, trainer: _Trainer, start: StartPoint, weights,
     path = os.path.join(exp_dir, f"copy_{i}.npz")
     record_path = os.path.join(exp_dir, f"copy_{i}.json")
     if fs.exists(record_path):
-      copies.append(artifacts.read_npz(path))
-      copy_metrics.append(artifacts.read_json(record_path))
+      copies.append(store.read_npz(path))
+      copy_metrics.append(store.read_json(record_path))
       continue
     result = trainer.train(weights, start.step, task.total_steps, seed)
     record = {"data_seed": seed, "start_step": start.step,
               "end_step": task.total_steps, "ms_per_step": result.ms_per_step,
               "metrics": training.evaluate(trainer.train_model, eval_data)}
     copies.append(snapshot(trainer.model))
-    artifacts.write_npz(path, copies[-1])
-    artifacts.write_json(record_path, record)
+    store.write_npz(path, copies[-1])
+    store.write_json(record_path, record)
     copy_metrics.append(record)
     log(f"copy {i} (data seed {seed}): test acc "
         f"{100 * record['metrics']['test_accuracy']:.2f}%")
@@ -218,6 +220,6 @@ def _run_fields(task, start: StartPoint, masks, seeds, copy_metrics,
       "density": (pruning.density(masks) if masks else 1.0),
       "hparams": {"dataset": task.dhp.to_dict(), "model": task.mhp.to_dict(),
                   "training": task.thp.to_dict()},
-      "versions": artifacts.library_versions(),
+      "versions": provenance.library_versions(),
       "wall_seconds": time.time() - began,
   }

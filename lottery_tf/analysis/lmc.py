@@ -22,7 +22,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from lottery_tf import artifacts
+from lottery_tf.foundations import figures, store
 from lottery_tf.analysis import per_example
 from lottery_tf.training.rewind import load_weights
 
@@ -130,16 +130,16 @@ def evaluate_path(model, w1: Dict[str, np.ndarray], w2: Dict[str, np.ndarray],
 def save(directory: str, summary: dict, arrays: dict, title: str = "",
          name: str = "metrics.json") -> str:
   """per_example.npz, path.png, then ``name`` (last: it marks it done)."""
-  artifacts.write_npz(os.path.join(directory, "per_example.npz"), arrays)
+  store.write_npz(os.path.join(directory, "per_example.npz"), arrays)
   plot_path(summary, os.path.join(directory, "path.png"), title=title)
   path = os.path.join(directory, name)
-  artifacts.write_json(path, summary)
+  store.write_json(path, summary)
   return path
 
 
 def plot_path(summary: dict, path: str, title: str = "") -> None:
   """Error (solid) and loss (dashed, right axis) along the path, per split."""
-  plt = artifacts.pyplot()
+  plt = figures.pyplot()
   rows = summary["rows"]
   a = [r["alpha"] for r in rows]
   fig, ax = plt.subplots(figsize=(5.5, 3.6))
@@ -161,7 +161,7 @@ def plot_path(summary: dict, path: str, title: str = "") -> None:
   ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7)
   ax.grid(True, alpha=0.3)
   fig.tight_layout()
-  artifacts.save_figure(fig, path, dpi=110)
+  figures.save_figure(fig, path, dpi=110)
 
 
 def datasets_for(dhp, info, batch_size: int = 1000,

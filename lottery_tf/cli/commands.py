@@ -7,7 +7,9 @@ import os
 
 from lottery_tf.cli import flags as cli_flags
 from lottery_tf.cli.flags import FLAGS
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.transfer.hparams import TransferHparams
@@ -29,29 +31,30 @@ def setup_runtime(command: str) -> None:
   configured before TensorFlow runs its first op. Under multi_worker, every
   worker runs the command in lockstep, and the workers other than the chief
   write what they write to their own scratch directory,
-  `OUTPUT_DIR/.worker_<i>/` (artifacts.redirect_writes), while reading what
+  `OUTPUT_DIR/.worker_<i>/` (store.redirect_writes), while reading what
   is already done from the chief's files.
   """
   if command in _NO_TRAINING:
     return
-  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
+  from lottery_tf.foundations import store  # pylint: disable=g-import-not-at-top
   from lottery_tf.training import distribute  # pylint: disable=g-import-not-at-top
   strategy = distribute.setup(cli_flags.from_flags(TrainingHparams))
   if not distribute.is_chief(strategy) and FLAGS.output_dir:
-    artifacts.redirect_writes(FLAGS.output_dir, os.path.join(
+    store.redirect_writes(FLAGS.output_dir, os.path.join(
         FLAGS.output_dir, f".worker_{distribute.worker_index(strategy)}"))
 
 
 def train() -> str:
   """Trains a dense model; writes OUTPUT_DIR/<name>-<hash>/metrics.json."""
   from lottery_tf.lottery import dense  # pylint: disable=g-import-not-at-top
-  from lottery_tf import artifacts, descriptions  # pylint: disable=g-import-not-at-top
+  from lottery_tf import descriptions  # pylint: disable=g-import-not-at-top
+  from lottery_tf.foundations import workspace  # pylint: disable=g-import-not-at-top
 
   dhp = cli_flags.from_flags(DatasetHparams)
   mhp = cli_flags.from_flags(ModelHparams)
   thp = cli_flags.from_flags(TrainingHparams)
   dense.validate(dhp, mhp, thp)
-  artifacts.prepare_output_dir(FLAGS.output_dir)
+  workspace.prepare_output_dir(FLAGS.output_dir)
   desc = descriptions.Train(dhp, mhp, thp, name=FLAGS.experiment_name)
   return dense.run(desc.directory(FLAGS.output_dir), dhp, mhp, thp,
                    quiet=FLAGS.quiet)
@@ -59,7 +62,8 @@ def train() -> str:
 
 def find() -> str:
   """IMP with rewinding, levels 0..N, with controls; resumable."""
-  from lottery_tf import artifacts, descriptions  # pylint: disable=g-import-not-at-top
+  from lottery_tf import descriptions  # pylint: disable=g-import-not-at-top
+  from lottery_tf.foundations import workspace  # pylint: disable=g-import-not-at-top
 
   desc = descriptions.Find.of(
       cli_flags.from_flags(DatasetHparams), cli_flags.from_flags(ModelHparams),
@@ -67,7 +71,7 @@ def find() -> str:
       cli_flags.from_flags(PruningHparams),
       cli_flags.from_flags(LotteryHparams), name=FLAGS.experiment_name)
   task = desc.task()
-  artifacts.prepare_output_dir(FLAGS.output_dir)
+  workspace.prepare_output_dir(FLAGS.output_dir)
   return desc.runner(FLAGS.output_dir, task, quiet=FLAGS.quiet).run()
 
 
@@ -99,7 +103,8 @@ def export() -> str:
 
 def transfer() -> str:
   """Trains a ticket on a target dataset (any optimizer), with controls."""
-  from lottery_tf import artifacts, tickets  # pylint: disable=g-import-not-at-top
+  from lottery_tf import tickets  # pylint: disable=g-import-not-at-top
+  from lottery_tf.foundations import workspace  # pylint: disable=g-import-not-at-top
   from lottery_tf.transfer import TransferRunner  # pylint: disable=g-import-not-at-top
   if not FLAGS.ticket:
     raise cli_flags.UserError("--ticket: required (a level's ticket/ directory)")
@@ -113,7 +118,7 @@ def transfer() -> str:
   from lottery_tf.training import optimizers  # pylint: disable=g-import-not-at-top
   optimizers.validate(thp)
   ticket = tickets.load(FLAGS.ticket)
-  artifacts.prepare_output_dir(FLAGS.output_dir)
+  workspace.prepare_output_dir(FLAGS.output_dir)
   runner = TransferRunner(FLAGS.output_dir, ticket, dhp, thp, trhp,
                           prune_only=FLAGS.prune_only,
                           name=FLAGS.experiment_name, quiet=FLAGS.quiet)
@@ -122,7 +127,7 @@ def transfer() -> str:
 
 def grid() -> str:
   """find on every source, transfer to every target; table, plots, heatmap."""
-  from lottery_tf import artifacts  # pylint: disable=g-import-not-at-top
+  from lottery_tf.foundations import workspace  # pylint: disable=g-import-not-at-top
   from lottery_tf.transfer import grid as grid_lib  # pylint: disable=g-import-not-at-top
   dhp = cli_flags.from_flags(DatasetHparams)
   if cli_flags.was_set("dataset"):
@@ -133,7 +138,7 @@ def grid() -> str:
       cli_flags.from_flags(PruningHparams), cli_flags.from_flags(LotteryHparams),
       cli_flags.from_flags(TransferHparams), cli_flags.from_flags(_GridHparams),
       quiet=FLAGS.quiet)
-  artifacts.prepare_output_dir(FLAGS.output_dir)
+  workspace.prepare_output_dir(FLAGS.output_dir)
   return runner.run()
 
 

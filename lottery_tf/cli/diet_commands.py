@@ -7,13 +7,16 @@ LotteryHparams fields, defined with the other ``find`` flags.
 """
 import os
 
-from lottery_tf import fs, paths
+from lottery_tf import paths
+from lottery_tf.foundations import fs
 from lottery_tf.analysis.hparams import LMCHparams
 from lottery_tf.cli import flags as cli_flags
 from lottery_tf.cli.flags import FLAGS
 from lottery_tf.diet.hparams import DietHparams, ScoreHparams
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.pruning.hparams import PruningHparams
 
@@ -29,7 +32,8 @@ def _task_flags():
 
 def score() -> str:
   """EL2N/GraNd scores of the training set, averaged over an ensemble."""
-  from lottery_tf import artifacts, descriptions  # pylint: disable=g-import-not-at-top
+  from lottery_tf import descriptions  # pylint: disable=g-import-not-at-top
+  from lottery_tf.foundations import workspace  # pylint: disable=g-import-not-at-top
   from lottery_tf.diet import scores  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
   dhp, mhp, thp = _task_flags()
@@ -37,7 +41,7 @@ def score() -> str:
   shp.validate()
   task = Task(dhp, mhp, thp)
   task.steps(shp.score_steps, "--score_steps")
-  artifacts.prepare_output_dir(FLAGS.output_dir)
+  workspace.prepare_output_dir(FLAGS.output_dir)
   desc = descriptions.Score(dhp, mhp, thp, shp, name=FLAGS.experiment_name)
   return scores.compute(desc.directory(FLAGS.output_dir), task, shp,
                         quiet=FLAGS.quiet)
@@ -45,7 +49,8 @@ def score() -> str:
 
 def diet() -> str:
   """The data-diet study: scores, IMP per pre-training arm, instability."""
-  from lottery_tf import artifacts, descriptions  # pylint: disable=g-import-not-at-top
+  from lottery_tf import descriptions  # pylint: disable=g-import-not-at-top
+  from lottery_tf.foundations import workspace  # pylint: disable=g-import-not-at-top
   from lottery_tf.diet import pretrain, study  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
   dhp, mhp, thp = _task_flags()
@@ -61,7 +66,7 @@ def diet() -> str:
   shp.validate()
   study.validate(lhp, dihp)
   task = Task(dhp, mhp, thp)
-  artifacts.prepare_output_dir(FLAGS.output_dir)
+  workspace.prepare_output_dir(FLAGS.output_dir)
   study_dir = descriptions.Diet.of(
       dhp, mhp, thp, php, lhp, shp,
       name=FLAGS.experiment_name).directory(FLAGS.output_dir)
@@ -116,7 +121,8 @@ def _task_from(recorded: dict, what: str):
 
 def lmc() -> str:
   """Instability analysis: two copies from one start, the linear path."""
-  from lottery_tf import artifacts, descriptions, tickets  # pylint: disable=g-import-not-at-top
+  from lottery_tf import descriptions, tickets  # pylint: disable=g-import-not-at-top
+  from lottery_tf.foundations import store, workspace  # pylint: disable=g-import-not-at-top
   from lottery_tf.analysis import instability  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.task import Task  # pylint: disable=g-import-not-at-top
   lhp = cli_flags.from_flags(LotteryHparams)
@@ -144,7 +150,7 @@ def lmc() -> str:
     if not fs.exists(hparams_path):
       raise UserError(f"--ticket: {source} is not a `find` experiment "
                       "(no hparams.json)")
-    dhp, mhp, thp = _task_from(artifacts.read_json(hparams_path).get(
+    dhp, mhp, thp = _task_from(store.read_json(hparams_path).get(
         "hparams", {}), source)
     task = Task(dhp, mhp, thp)
     start = instability.from_experiment(task, source)
@@ -157,7 +163,7 @@ def lmc() -> str:
       start = instability.from_init(task)
     else:
       start = instability.from_rewind(task, task.steps(lhp.rewind, "--rewind"))
-  artifacts.prepare_output_dir(FLAGS.output_dir)
+  workspace.prepare_output_dir(FLAGS.output_dir)
   desc = descriptions.LMC(
       dhp, mhp, thp, start_kind=start.kind, start_step=start.step,
       source=start.source, interpolation_points=lhp.interpolation_points,

@@ -11,7 +11,7 @@ from typing import Dict, Tuple
 from absl import flags
 
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import show_choices
+from lottery_tf.foundations.hparams import show_choices
 
 FLAGS = flags.FLAGS
 

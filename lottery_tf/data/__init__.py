@@ -1,7 +1,7 @@
 """Datasets: a registry of TFDS image datasets and one tf.data path for all.
 
     from lottery_tf.data import info, load
-    from lottery_tf.hparams import DatasetHparams
+    from lottery_tf.data.hparams import DatasetHparams
 
     hp = DatasetHparams(dataset="fashion_mnist", image_size=32, channels=3,
                         resize_method="pad")

@@ -28,7 +28,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lottery_tf import fs
+from lottery_tf.foundations import fs
 
 #: Seed of the fixed train/test permutation. Changing it changes the dataset.
 SPLIT_SEED = 0

@@ -45,14 +45,14 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lottery_tf import fs
+from lottery_tf.foundations import fs
 from lottery_tf._keras import tf
 from lottery_tf.data import embedded
 from lottery_tf.data import prepare
 from lottery_tf.data import preprocess
 from lottery_tf.data import registry
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams
+from lottery_tf.data.hparams import DatasetHparams
 
 SPLITS = ("train", "validation", "test")
 #: Cache a split in memory when it takes less than this (float32 inputs, or

@@ -18,7 +18,7 @@ from typing import Callable, List, Optional, Tuple
 from lottery_tf._keras import tf
 from lottery_tf.data import registry
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams
+from lottery_tf.data.hparams import DatasetHparams
 # --preprocessing=imagenet, as torchvision's RandomResizedCrop(size) and
 # Resize(size * 256 / 224) + CenterCrop(size), the ResNet recipe.
 CROP_AREA = (0.08, 1.0)

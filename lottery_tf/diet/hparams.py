@@ -6,7 +6,7 @@ The pre-training hparams used by `find` (--pretrain_steps, --pretrain_subset,
 import dataclasses
 
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import Hparams, field, split_list
+from lottery_tf.foundations.hparams import Hparams, field, split_list
 
 SCORES = ("el2n", "grand")
 #: Arms of the diet study that are not subsets.

@@ -1,16 +1,17 @@
 """Pictures of a scores file: the histogram and the easiest/hardest examples."""
 import numpy as np
 
-from lottery_tf import artifacts, data
+from lottery_tf import data
+from lottery_tf.foundations import figures
 
 
 def _pyplot():
-  return artifacts.pyplot()
+  return figures.pyplot()
 
 
 def _save(fig, path: str) -> None:
   fig.tight_layout()
-  artifacts.save_figure(fig, path, dpi=110)
+  figures.save_figure(fig, path, dpi=110)
 
 
 def histogram(scores: np.ndarray, labels: np.ndarray, path: str,

@@ -27,11 +27,12 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
-from lottery_tf import fs
-from lottery_tf import artifacts, data, hparams as hp_lib, training
+from lottery_tf.foundations import fs
+from lottery_tf import data, training
+from lottery_tf.foundations import hparams as hp_lib, provenance, store
 from lottery_tf.analysis import per_example
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams
+from lottery_tf.data.hparams import DatasetHparams
 from lottery_tf.training import optimizers
 from lottery_tf.training.rewind import load_weights, snapshot
 
@@ -78,12 +79,12 @@ def compute(exp_dir: str, task, shp, *, quiet: bool = False,
   member_scores = np.stack([r["scores"] for r in members]).astype(np.float32)
   scores = member_scores.mean(axis=0)
   meta = _meta(task, shp, members, n, steps)
-  artifacts.write_npz(os.path.join(exp_dir, SCORES_FILE), {
+  store.write_npz(os.path.join(exp_dir, SCORES_FILE), {
       "scores": scores, "member_scores": member_scores,
       "labels": labels.astype(np.int32), "meta": np.array(json.dumps(meta))})
   _plot(exp_dir, task.dhp, shp, scores, labels)
   summary = _summary(exp_dir, shp, meta, members, scores, labels, n, began)
-  artifacts.write_json(summary_path, summary)
+  store.write_json(summary_path, summary)
   quantiles = summary["quantiles"]
   log(f"{shp.score} scores of {n} {task.info.name} training examples, "
       f"{len(members)} networks x {steps} steps: median "
@@ -126,12 +127,12 @@ def _members(exp_dir: str, task, shp, steps: int, n: int, quiet: bool,
   for m in range(shp.ensemble_size):
     path = os.path.join(exp_dir, "members", f"member_{m:02d}.npz")
     if fs.exists(path):
-      members.append(artifacts.read_npz(path))
+      members.append(store.read_npz(path))
       continue
     if scorer is None:
       scorer = _scorer(task)
     record, values = _member(scorer, task, shp, m, steps, n, quiet)
-    artifacts.write_npz(path, record)
+    store.write_npz(path, record)
     members.append(record)
     log(f"member {m + 1}/{shp.ensemble_size} (seed {int(record['seed'])}): "
         f"{steps} steps, train acc "
@@ -194,7 +195,7 @@ def _meta(task, shp, members: List[dict], n: int, steps: int) -> dict:
       "score_steps": shp.score_steps, "steps": int(steps),
       "seeds": [int(r["seed"]) for r in members],
       "hparams": hp_lib.to_json_dict(task.dhp, task.mhp, task.thp, shp),
-      "versions": artifacts.library_versions(),
+      "versions": provenance.library_versions(),
   }
 
 
@@ -267,7 +268,7 @@ def digest(path: str) -> str:
   A path that does not resolve is returned as is: validation reports it.
   """
   try:
-    return "sha256:" + artifacts.sha256_file(resolve(path))
+    return "sha256:" + store.sha256_file(resolve(path))
   except (UserError, OSError):
     return path
 
@@ -295,7 +296,7 @@ def load(path: str, dhp: Optional[DatasetHparams] = None,
   """
   file = resolve(path, flag)
   try:
-    arrays = artifacts.read_npz(file)
+    arrays = store.read_npz(file)
     meta = json.loads(str(arrays["meta"]))
     scores = np.asarray(arrays["scores"], np.float64)
     file_labels = np.asarray(arrays["labels"], np.int64)

@@ -28,8 +28,9 @@ from typing import Callable, List
 
 import numpy as np
 
-from lottery_tf import fs
-from lottery_tf import artifacts, descriptions, hparams as hp_lib
+from lottery_tf.foundations import fs
+from lottery_tf import descriptions
+from lottery_tf.foundations import figures, hparams as hp_lib, provenance, store
 from lottery_tf.diet import scores as scores_lib, subsets
 from lottery_tf.diet.hparams import ARMS
 from lottery_tf.errors import UserError
@@ -78,10 +79,10 @@ def run(study_dir: str, output_dir: str, task, php, lhp, shp, dihp, *,
   from lottery_tf.diet import pretrain  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.runner import LotteryRunner  # pylint: disable=g-import-not-at-top
   validate(lhp, dihp)
-  artifacts.write_json(os.path.join(study_dir, "hparams.json"), {
+  store.write_json(os.path.join(study_dir, "hparams.json"), {
       "hparams": hp_lib.to_json_dict(task.dhp, task.mhp, task.thp, php, lhp,
                                      shp, dihp),
-      "seed": task.thp.seed, "versions": artifacts.library_versions(),
+      "seed": task.thp.seed, "versions": provenance.library_versions(),
       "data": task.info.to_dict()})
   arms = dihp.arm_list()
   specs = {a: _spec(a) for a in arms}
@@ -102,7 +103,7 @@ def run(study_dir: str, output_dir: str, task, php, lhp, shp, dihp, *,
         rewind_point=pretrain.plan(task, arm_lhp), quiet=quiet,
         log=lambda line, arm=arm: log(f"[{arm}] {line}"))))
   for arm, runner in runners:
-    artifacts.write_json(os.path.join(runner.exp_dir, ARM_FILE),
+    store.write_json(os.path.join(runner.exp_dir, ARM_FILE),
                          {"arm": arm, "pretraining":
                           runner.pretraining.to_dict()
                           if runner.pretraining else None,
@@ -118,7 +119,7 @@ def _arms_on_disk(study_dir: str) -> List[dict]:
   for name in sorted(fs.listdir(study_dir)):
     path = os.path.join(study_dir, name, ARM_FILE)
     if name.startswith("arm_") and fs.exists(path):
-      record = artifacts.read_json(path)
+      record = store.read_json(path)
       record["dir"] = os.path.join(study_dir, name)
       out.append(record)
   order = {"init": 0, "full": 1, "random": 2, "easy": 3, "hard": 4}
@@ -133,7 +134,7 @@ def _level_rows(arm: dict) -> List[dict]:
     path = os.path.join(d, "metrics.json")
     if not fs.exists(path):
       continue
-    m = artifacts.read_json(path)
+    m = store.read_json(path)
     row = {"arm": arm["arm"], "level": level, "density": m["density"],
            "test_accuracy": m["metrics"]["test_accuracy"],
            "train_accuracy": m["metrics"].get("train_accuracy"),
@@ -146,7 +147,7 @@ def _level_rows(arm: dict) -> List[dict]:
     for control in ("reinit", "random_mask"):
       cpath = os.path.join(d, control, "metrics.json")
       if fs.exists(cpath):
-        row[f"{control}_test_accuracy"] = artifacts.read_json(
+        row[f"{control}_test_accuracy"] = store.read_json(
             cpath)["metrics"]["test_accuracy"]
     rows.append(row)
   return rows
@@ -162,7 +163,7 @@ def write_comparison(study_dir: str) -> str:
     pre = None
     pre_path = os.path.join(arm["dir"], "pretrain", "metrics.json")
     if fs.exists(pre_path):
-      pre = artifacts.read_json(pre_path)
+      pre = store.read_json(pre_path)
     dense = arm_rows[0]["test_accuracy"] if arm_rows else None
     # Matching (within 0.5 pt of the arm's own dense network): the fewest
     # weights at which IMP still matches.
@@ -179,21 +180,21 @@ def write_comparison(study_dir: str) -> str:
   summary = {"command": "diet", "arms": per_arm, "rows": rows}
   hp_path = os.path.join(study_dir, "hparams.json")
   if fs.exists(hp_path):
-    summary["provenance"] = artifacts.read_json(hp_path)
+    summary["provenance"] = store.read_json(hp_path)
   if rows:
-    artifacts.write_csv(os.path.join(study_dir, "summary.csv"), rows,
+    store.write_csv(os.path.join(study_dir, "summary.csv"), rows,
                         first=("arm", "density", "level"))
     plot_comparison(rows, os.path.join(study_dir, "comparison.png"),
                     title=os.path.basename(study_dir.rstrip("/")))
   path = os.path.join(study_dir, "summary.json")
-  artifacts.write_json(path, summary)
+  store.write_json(path, summary)
   return path
 
 
 def plot_comparison(rows: List[dict], path: str, title: str = "") -> None:
   """Accuracy, instability and connected examples vs weights remaining."""
   import matplotlib  # pylint: disable=g-import-not-at-top
-  plt = artifacts.pyplot()
+  plt = figures.pyplot()
   panels = [("test_accuracy", "test accuracy (%)"),
             ("instability", "instability: test error barrier (%)"),
             ("connected_fraction", "train examples connected (%)")]
@@ -229,12 +230,12 @@ def plot_comparison(rows: List[dict], path: str, title: str = "") -> None:
   axes[0].legend(fontsize=8, title="pre-training data", title_fontsize=8)
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  artifacts.save_figure(fig, path, dpi=110)
+  figures.save_figure(fig, path, dpi=110)
 
 
 def comparison_lines(study_path: str) -> List[str]:
   """One line per arm: dense accuracy, the sparsest matching level."""
-  summary = artifacts.read_json(study_path)
+  summary = store.read_json(study_path)
   lines = []
   for arm in dict.fromkeys(r["arm"] for r in summary["rows"]):
     info = summary["arms"][arm]

@@ -2,8 +2,8 @@
 import os
 import time
 
-from lottery_tf import fs
-from lottery_tf import artifacts, hparams as hp_lib
+from lottery_tf.foundations import fs
+from lottery_tf.foundations import hparams as hp_lib, provenance, store
 from lottery_tf.lottery.task import Task, validate  # noqa: F401
 from lottery_tf import training
 
@@ -28,7 +28,7 @@ def run(exp_dir: str, dhp, mhp, thp, *, quiet: bool = False) -> str:
       "command": "train",
       "hparams": hp_lib.to_json_dict(dhp, mhp, thp),
       "seed": thp.seed,
-      "versions": artifacts.library_versions(),
+      "versions": provenance.library_versions(),
       "data": task.info.to_dict(),
       "num_parameters": int(sum(int(v.shape.num_elements())
                                 for v in model.trainable_variables)),
@@ -38,7 +38,7 @@ def run(exp_dir: str, dhp, mhp, thp, *, quiet: bool = False) -> str:
       "wall_seconds": time.time() - began,
       "metrics": metrics,
   }
-  artifacts.write_json(metrics_path, summary)
+  store.write_json(metrics_path, summary)
   print(f"dense {mhp.model} on {dhp.dataset}: "
         + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
         + f" ({result.ms_per_step:.2f} ms/step)")

@@ -1,7 +1,7 @@
 """Hparams of an IMP run that are not dataset/model/training/pruning."""
 import dataclasses
 
-from lottery_tf.hparams import Hparams, field, split_list
+from lottery_tf.foundations.hparams import Hparams, field, split_list
 
 #: The branches ``--controls`` runs by default (any registered branch may be
 #: named: ``lottery_tf list`` shows them).

@@ -2,8 +2,8 @@
 import os
 from typing import List
 
-from lottery_tf import fs
-from lottery_tf import artifacts
+from lottery_tf.foundations import fs
+from lottery_tf.foundations import figures, store
 from lottery_tf.errors import DamagedFile
 
 RUNS = ("ticket", "reinit", "random_mask")
@@ -22,7 +22,7 @@ def _read(path: str):
   if not fs.exists(path):
     return None
   try:
-    return artifacts.read_json(path)
+    return store.read_json(path)
   except DamagedFile:
     return None
 
@@ -84,11 +84,11 @@ def write_summary(exp_dir: str, levels: int, controls: List[str]) -> List[dict]:
   hparams = None
   hp_path = os.path.join(exp_dir, "hparams.json")
   if fs.exists(hp_path):
-    hparams = artifacts.read_json(hp_path)
-  artifacts.write_json(os.path.join(exp_dir, "summary.json"),
+    hparams = store.read_json(hp_path)
+  store.write_json(os.path.join(exp_dir, "summary.json"),
                        {"rows": table, "provenance": hparams})
   if table:
-    artifacts.write_csv(os.path.join(exp_dir, "summary.csv"), table,
+    store.write_csv(os.path.join(exp_dir, "summary.csv"), table,
                         first=("density", "level", "run"))
     plot_accuracy_vs_density(
         table, os.path.join(exp_dir, "accuracy_vs_density.png"),
@@ -101,7 +101,7 @@ def plot_accuracy_vs_density(table: List[dict], path: str, title: str = "",
   """Accuracy vs fraction of weights remaining (log x), one line per run."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top
-  plt = artifacts.pyplot()
+  plt = figures.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   dense = [r for r in table if r["level"] == 0 and r["run"] == "ticket"]
   styles = {"ticket": ("o-", "C0"), "reinit": ("s--", "C3"),
@@ -129,4 +129,4 @@ def plot_accuracy_vs_density(table: List[dict], path: str, title: str = "",
   ax.grid(True, which="both", alpha=0.3)
   ax.legend()
   fig.tight_layout()
-  artifacts.save_figure(fig, path, dpi=120)
+  figures.save_figure(fig, path, dpi=120)

@@ -18,7 +18,7 @@ Under --strategy=multi_worker every worker runs this same code in lockstep
 experiment directory. The other workers decide what is done from the
 chief's files and write their own masks and rewind weights, and their
 checkpoints and SavedModels (which must be saved by every worker), to a
-scratch directory (``artifacts.redirect_writes``: ``OUTPUT_DIR/.worker_<i>/``
+scratch directory (``store.redirect_writes``: ``OUTPUT_DIR/.worker_<i>/``
 from the CLI, else ``.worker_<i>/`` inside the experiment); the SavedModels
 are deleted at once, and no metrics are written there.
 """
@@ -28,8 +28,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from lottery_tf import artifacts, fs, paths, pruning, tickets, training
-from lottery_tf import hparams as hp_lib
+from lottery_tf import paths, pruning, tickets, training
+from lottery_tf.foundations import fs, provenance, store, workspace
+from lottery_tf.foundations import hparams as hp_lib
 from lottery_tf._keras import tf
 from lottery_tf.errors import DamagedFile, UserError
 from lottery_tf.lottery import branch as branch_lib
@@ -101,9 +102,9 @@ class LotteryRunner(branch_lib.Trainer):
       self.rewind_step = max(self.rewind_step, self.pretrain_step)
     strategy = distribute.setup(task.thp)
     self.is_chief = distribute.is_chief(strategy)
-    if not self.is_chief and not artifacts.is_redirected():
+    if not self.is_chief and not store.is_redirected():
       # (The CLI redirects the whole output directory already.)
-      artifacts.redirect_writes(exp_dir, os.path.join(
+      store.redirect_writes(exp_dir, os.path.join(
           exp_dir, f".worker_{distribute.worker_index(strategy)}"))
     if php.output_fraction() is not None or php.conv_fraction() is not None:
       # A layer rate with no layer to act on, before anything is written. In
@@ -125,28 +126,28 @@ class LotteryRunner(branch_lib.Trainer):
 
   def provenance(self) -> dict:
     return {"hparams": self.hparams_dict(), "seed": self.task.thp.seed,
-            "versions": artifacts.library_versions(),
+            "versions": provenance.library_versions(),
             "data": self.task.info.to_dict()}
 
   def _accuracy_runs(self) -> List[str]:
     """The branches whose runs are rows of the summary."""
     return [b.name for b in self.branches if b.reports_accuracy]
 
-  # Other workers than the chief write arrays to their scratch (artifacts
+  # Other workers than the chief write arrays to their scratch (store
   # redirects them), no metrics, and delete the SavedModels they must save.
 
   def _write_json(self, path: str, payload) -> None:
     if self.is_chief:
-      artifacts.write_json(path, payload)
+      store.write_json(path, payload)
 
   def write_npz(self, path: str, arrays) -> None:
-    artifacts.write_npz(path, arrays)
+    store.write_npz(path, arrays)
 
   def _save_model(self, path: str, save) -> None:
     """``save(dir)``: every worker must save (collective); only the chief keeps it."""
     save(path)
     if not self.is_chief:
-      fs.rmtree(artifacts.writable(path))
+      fs.rmtree(store.writable(path))
 
   def _branches_at(self, level: int):
     return [b for b in self.branches if level > 0 or b.at_level_0]
@@ -161,7 +162,7 @@ class LotteryRunner(branch_lib.Trainer):
   # recomputed from the last good state; nothing outside its level changes.
 
   def _intact(self, path: str) -> bool:
-    return artifacts.intact(path, log=self.log)
+    return store.intact(path, log=self.log)
 
   def _ticket_done(self, level: int) -> bool:
     """The level's ticket trained: its metrics.json, its next_mask.npz and
@@ -171,13 +172,13 @@ class LotteryRunner(branch_lib.Trainer):
     d = paths.level(self.exp_dir, level)
     done = self._intact(paths.metrics(d))
     next_mask = paths.next_mask(self.exp_dir, level)
-    if fs.exists(artifacts.readable(next_mask)):
+    if fs.exists(store.readable(next_mask)):
       done = self._intact(next_mask) and done
-    elif fs.exists(artifacts.readable(next_mask + ".damaged")):
+    elif fs.exists(store.readable(next_mask + ".damaged")):
       done = False  # Set aside just now (by _level_done).
     else:
       # Experiments from before next_mask.npz: the next level's mask.npz.
-      done = done and fs.exists(artifacts.readable(
+      done = done and fs.exists(store.readable(
           paths.mask(paths.level(self.exp_dir, level + 1))))
     if level == 0:
       done = self._intact(paths.rewind(self.exp_dir)) and done
@@ -222,7 +223,7 @@ class LotteryRunner(branch_lib.Trainer):
 
   def rewind_weights(self) -> Dict[str, np.ndarray]:
     if self._rewind_weights is None:
-      self._rewind_weights = artifacts.read_npz(paths.rewind(self.exp_dir))
+      self._rewind_weights = store.read_npz(paths.rewind(self.exp_dir))
     return self._rewind_weights
 
   def _checkpoint(self, run_dir: Optional[str]):
@@ -231,7 +232,7 @@ class LotteryRunner(branch_lib.Trainer):
     directory = checkpoint_lib.directory_of(run_dir)
     return checkpoint_lib.MidRunCheckpoint(
         directory, self.task.thp.checkpoint_every,
-        write_directory=artifacts.writable(directory))
+        write_directory=store.writable(directory))
 
   def train(self, weights, masks, *, start: int, seed: int,
             data_seed: Optional[int] = None, run_dir: Optional[str] = None,
@@ -261,7 +262,7 @@ class LotteryRunner(branch_lib.Trainer):
       self.log(f"resuming from the checkpoint at step {resumed}")
       if rewind_cb is not None and resumed > rewind_cb.rewind_step:
         # Taken before the cut: it is on disk.
-        rewind_cb.weights = artifacts.read_npz(rewind_cb.path)
+        rewind_cb.weights = store.read_npz(rewind_cb.path)
     callbacks = [cb for cb in (rewind_cb, ckpt) if cb is not None]
     result = training.fit(
         train_model, task.train_data(data_seed),
@@ -301,18 +302,18 @@ class LotteryRunner(branch_lib.Trainer):
     # Where this process writes it: a worker other than the chief keeps its
     # own copy (from its own next_mask.npz) whether or not the chief, which
     # may be ahead, has written the level's already.
-    if fs.exists(artifacts.writable(own)):
+    if fs.exists(store.writable(own)):
       try:
-        masks = artifacts.read_npz(own)
+        masks = store.read_npz(own)
         self._check_masks(own, masks)
         return masks
       except DamagedFile as e:
-        aside = artifacts.set_aside(own)
+        aside = store.set_aside(own)
         self.log(f"{own} is damaged ({e.reason}): kept as "
                  f"{os.path.basename(aside)}, taking the mask again from "
                  f"level {level - 1:02d}")
-    masks = artifacts.read_npz(paths.next_mask(self.exp_dir, level - 1))
-    artifacts.write_npz(own, masks)
+    masks = store.read_npz(paths.next_mask(self.exp_dir, level - 1))
+    store.write_npz(own, masks)
     return masks
 
   def _check_masks(self, path: str, masks: Dict[str, np.ndarray]) -> None:
@@ -340,7 +341,7 @@ class LotteryRunner(branch_lib.Trainer):
     for b in self._branches_at(level):
       self._run_branch(level, b, trained)
     path = paths.metrics(d)
-    return artifacts.read_json(path) if fs.exists(path) else None
+    return store.read_json(path) if fs.exists(path) else None
 
   def _run_ticket(self, level: int) -> Optional[Dict[str, np.ndarray]]:
     """Trains the level's ticket, writes its files (metrics.json last);
@@ -359,7 +360,7 @@ class LotteryRunner(branch_lib.Trainer):
       out = self.train(weights, masks, start=start, seed=seed, rewind_cb=cb,
                        run_dir=d)
       self._rewind_weights = rewind_weights = cb.weights
-      artifacts.write_npz(paths.mask(d), masks)
+      store.write_npz(paths.mask(d), masks)
     else:
       start = self.rewind_step
       rewind_weights = self.rewind_weights()
@@ -385,7 +386,7 @@ class LotteryRunner(branch_lib.Trainer):
     # in this level's directory, so none exists beyond the last level.
     # From the trained weights, identical on every replica and worker.
     next_masks = pruning.prune(model, masks, self.php)
-    artifacts.write_npz(paths.next_mask(self.exp_dir, level), next_masks)
+    store.write_npz(paths.next_mask(self.exp_dir, level), next_masks)
     if self.save_tickets:
       self._save_ticket(paths.ticket(self.exp_dir, level), level, masks,
                         rewind_weights, out)
@@ -414,14 +415,14 @@ class LotteryRunner(branch_lib.Trainer):
                rewind_step=self.rewind_step, **self.provenance())
     if not self.is_chief:
       return
-    b.save(d, out, artifacts.write_json)
+    b.save(d, out, store.write_json)
     self._clear_checkpoint(d)
     extra = b.level_summary(out)
     if extra is not None:
       level_path = paths.metrics(paths.level(self.exp_dir, level))
-      row = artifacts.read_json(level_path)
+      row = store.read_json(level_path)
       row[b.name] = extra
-      artifacts.write_json(level_path, row)
+      store.write_json(level_path, row)
 
   def _clear_checkpoint(self, run_dir: str) -> None:
     ckpt = self._checkpoint(run_dir)
@@ -433,14 +434,14 @@ class LotteryRunner(branch_lib.Trainer):
     d = paths.pretrain(self.exp_dir)
     weights_path = os.path.join(d, paths.WEIGHTS)
     if self._intact(paths.metrics(d)) and self._intact(weights_path):
-      return artifacts.read_npz(weights_path)
+      return store.read_npz(weights_path)
     model, _ = self._session()
     load_weights(model, self._init_weights)
     pruning.set_masks(model, masks)
     weights, record = self.pretraining.train(
         model, self.task, eval_data=self._eval_data, quiet=self.quiet,
         ckpt=self._checkpoint(d))
-    artifacts.write_npz(weights_path, weights)
+    store.write_npz(weights_path, weights)
     self._write_json(paths.metrics(d), record)
     self._clear_checkpoint(d)
     acc = record.get("metrics", {}).get("test_accuracy")
@@ -473,7 +474,7 @@ class LotteryRunner(branch_lib.Trainer):
   def run(self) -> str:
     if not self.is_chief:
       return self._run()  # The workers of one run share the chief's.
-    with artifacts.experiment_lock(self.exp_dir):
+    with workspace.experiment_lock(self.exp_dir):
       return self._run()
 
   def _run(self) -> str:

@@ -6,7 +6,9 @@ from typing import Dict, Optional
 from lottery_tf import data, models
 from lottery_tf._keras import keras, tf
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.training import distribute, durations, optimizers
 
 

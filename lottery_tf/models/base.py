@@ -16,7 +16,7 @@ Two properties the rest of lottery_tf relies on are made here:
 import numpy as np
 
 from lottery_tf._keras import keras
-from lottery_tf.hparams import CLASSIFIER
+from lottery_tf.foundations.hparams import CLASSIFIER
 
 #: Name of the final Dense layer that maps features to raw logits. Ticket
 #: transfer re-initialises exactly this layer for the target's classes.

@@ -3,7 +3,7 @@ import dataclasses
 from typing import Iterable, Optional, Tuple
 
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import CLASSIFIER, Hparams, field, split_list
+from lottery_tf.foundations.hparams import CLASSIFIER, Hparams, field, split_list
 
 #: The classifier, whose rate --output_layer_fraction is.
 OUTPUT_LAYER = CLASSIFIER

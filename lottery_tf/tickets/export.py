@@ -1,7 +1,7 @@
 """Exporting a verified ticket with .npz views for readers without TF."""
 import os
 
-from lottery_tf import artifacts, fs
+from lottery_tf.foundations import fs, provenance, store, workspace
 from lottery_tf.errors import UserError
 from lottery_tf.tickets.saved_model import atomic_dir
 from lottery_tf.tickets.ticket import Ticket, read_meta
@@ -26,16 +26,16 @@ def export(ticket: Ticket, export_dir: str, overwrite: bool = False) -> str:
     raise UserError(f"--export_dir: {export_dir} holds an earlier export; "
                     "pass --overwrite to replace it, or choose another "
                     "directory")
-  artifacts.prepare_output_dir(export_dir, "--export_dir")
+  workspace.prepare_output_dir(export_dir, "--export_dir")
   dest = os.path.join(export_dir, "ticket")
   atomic_dir(dest, lambda tmp: fs.copytree(ticket.path, tmp))
   read_meta(dest, "--export_dir")  # the copy verifies too
-  artifacts.write_npz(os.path.join(export_dir, "masks.npz"), ticket.masks)
-  artifacts.write_npz(os.path.join(export_dir, "weights.npz"), ticket.weights)
+  store.write_npz(os.path.join(export_dir, "masks.npz"), ticket.masks)
+  store.write_npz(os.path.join(export_dir, "weights.npz"), ticket.weights)
   summary = {"source": fs.abspath(ticket.path), "ticket": dest,
              "model": ticket.model_name, "level": ticket.meta.get("level"),
              "density": ticket.meta.get("density"),
-             "versions": artifacts.library_versions()}
+             "versions": provenance.library_versions()}
   path = os.path.join(export_dir, "export.json")
-  artifacts.write_json(path, summary)
+  store.write_json(path, summary)
   return path

@@ -10,7 +10,7 @@ import json
 import os
 from typing import Dict
 
-from lottery_tf import artifacts, fs
+from lottery_tf.foundations import fs, store
 
 TICKET_JSON = os.path.join("assets", "ticket.json")
 # Not ticket.json: a directory holding that is taken for a ticket (e.g. by
@@ -25,12 +25,12 @@ def file_hashes(root: str, manifest: str = TICKET_JSON) -> Dict[str, str]:
   out = {}
   for rel in fs.walk_files(root):
     if rel != manifest:
-      out[rel] = artifacts.sha256_file(fs.join(root, *rel.split("/")))
+      out[rel] = store.sha256_file(fs.join(root, *rel.split("/")))
   return dict(sorted(out.items()))
 
 
 def manifest_digest(record: dict) -> str:
   """sha256 of ticket.json's own content (it cannot list its own file hash)."""
   body = {k: v for k, v in record.items() if k != "manifest_sha256"}
-  text = json.dumps(body, sort_keys=True, default=artifacts._json_default)  # pylint: disable=protected-access
+  text = json.dumps(body, sort_keys=True, default=store._json_default)  # pylint: disable=protected-access
   return hashlib.sha256(text.encode()).hexdigest()

@@ -4,9 +4,9 @@ import shutil
 import tempfile
 from typing import Optional
 
-from lottery_tf import artifacts, fs
+from lottery_tf.foundations import fs, store
 from lottery_tf._keras import keras, tf
-from lottery_tf.hparams import DatasetHparams
+from lottery_tf.data.hparams import DatasetHparams
 from lottery_tf.tickets.format import (FORMAT_VERSION, SERVING_DEFAULT,
                                        SERVING_RAW, TICKET_JSON, TRAINED_JSON,
                                        file_hashes, manifest_digest)
@@ -90,7 +90,7 @@ def atomic_dir(path: str, write) -> None:
   checks; a level's ``trained/`` counts only once the level's metrics.json
   (written after it) exists.
   """
-  path = artifacts.writable(path)
+  path = store.writable(path)
   if fs.is_url(path):
     fs.rmtree(path)
     fs.makedirs(path)
@@ -134,7 +134,7 @@ def _write_saved_model(tmp: str, module: _TicketModule, meta: dict,
     record.update(_serving_record(plan))
   record["files"] = file_hashes(tmp, manifest)
   record["manifest_sha256"] = manifest_digest(record)
-  artifacts.write_json(os.path.join(tmp, manifest), record)
+  store.write_json(os.path.join(tmp, manifest), record)
 
 
 def save(path: str, model: keras.Model, meta: dict,

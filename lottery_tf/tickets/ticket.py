@@ -5,10 +5,10 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from lottery_tf import artifacts, fs
+from lottery_tf.foundations import fs, store
 from lottery_tf._keras import keras, tf
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import split_list
+from lottery_tf.foundations.hparams import split_list
 from lottery_tf.tickets.format import (FORMAT_VERSION, TICKET_JSON,
                                        TRAINED_JSON, file_hashes,
                                        manifest_digest)
@@ -115,7 +115,7 @@ def _verified(path: str, flag: str, manifest: str, what: str) -> dict:
   if not fs.exists(meta_path):
     raise UserError(f"{flag}: {meta_path} is missing; not a lottery_tf {what}")
   try:
-    meta = artifacts.read_json(meta_path)
+    meta = store.read_json(meta_path)
     expected = dict(meta["files"])
     recorded = meta["manifest_sha256"]
   except (ValueError, KeyError, TypeError) as e:

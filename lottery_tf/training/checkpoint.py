@@ -20,7 +20,7 @@ the chief's.
 import os
 from typing import Optional
 
-from lottery_tf import fs
+from lottery_tf.foundations import fs
 from lottery_tf._keras import keras, tf
 from lottery_tf.errors import UserError
 from lottery_tf.training import optimizers

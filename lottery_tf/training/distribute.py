@@ -34,7 +34,7 @@ from typing import Optional
 from lottery_tf._keras import tf
 from lottery_tf.errors import UserError
 
-from lottery_tf.hparams import STRATEGIES  # noqa: F401  (re-exported)
+from lottery_tf.training.hparams import STRATEGIES  # noqa: F401  (re-exported)
 
 _STRATEGY: Optional[tf.distribute.Strategy] = None
 _KEY = None

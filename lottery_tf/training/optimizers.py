@@ -13,7 +13,7 @@ from typing import Sequence
 
 from lottery_tf._keras import keras, tf
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import TrainingHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.training import durations
 
 

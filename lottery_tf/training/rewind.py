@@ -14,7 +14,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from lottery_tf import artifacts
+from lottery_tf.foundations import store
 from lottery_tf._keras import keras, tf
 from lottery_tf.training import optimizers
 from lottery_tf.training.model import is_pruning_wrapper, pruning_state
@@ -75,7 +75,7 @@ class RewindCallback(keras.callbacks.Callback):
         self.model.optimizer) == self.rewind_step:
       self.weights = snapshot(self.model)
       if self.path:
-        artifacts.write_npz(self.path, self.weights)
+        store.write_npz(self.path, self.weights)
 
   def on_train_begin(self, logs=None):
     self._maybe_take()
@@ -86,7 +86,7 @@ class RewindCallback(keras.callbacks.Callback):
   @classmethod
   def from_file(cls, rewind_step: int, path: str) -> "RewindCallback":
     cb = cls(rewind_step, path)
-    cb.weights = artifacts.read_npz(path)
+    cb.weights = store.read_npz(path)
     return cb
 
   def restore(self, model: keras.Model, masks=None, optimizer=None,

@@ -6,7 +6,7 @@ import time
 from typing import Callable, Dict, Iterable, Optional, Sequence
 
 from lottery_tf._keras import keras, tf
-from lottery_tf.hparams import TrainingHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.training import distribute, durations, optimizers
 from lottery_tf.training.model import TrainModel
 

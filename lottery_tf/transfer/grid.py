@@ -8,14 +8,19 @@ find/transfer experiment under OUTPUT_DIR, so a re-run resumes and other
 commands reuse what the grid computed.
 """
 import collections
+import dataclasses
+import itertools
 import os
 import re
 from typing import Dict, List, Tuple
 
 import numpy as np
 
-from lottery_tf import artifacts, descriptions, fs, paths, tickets
-from lottery_tf.hparams import DatasetHparams, ModelHparams, TrainingHparams
+from lottery_tf import descriptions, paths, tickets
+from lottery_tf.foundations import figures, fs, provenance, store
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
@@ -35,6 +40,79 @@ def recipe(thp: TrainingHparams, ghp: GridHparams, optimizer: str
                        momentum=ghp.sgd_momentum)
   return thp.replace(optimizer="adam", lr=ghp.adam_lr, momentum=0.0,
                      nesterov=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One transfer of the grid: a source's ticket to a target, one replicate."""
+  source: Tuple[str, str]
+  source_optimizer: str
+  level: int
+  target: Tuple[str, str]
+  target_optimizer: str
+  replicate: int
+
+  @property
+  def find(self) -> Tuple[Tuple[str, str], str]:
+    """The find whose tickets this cell transfers."""
+    return self.source, self.source_optimizer
+
+  @property
+  def ticket(self) -> Tuple[Tuple[str, str], str, int]:
+    return self.source, self.source_optimizer, self.level
+
+  def training(self, thp: TrainingHparams, ghp: GridHparams
+               ) -> TrainingHparams:
+    """The target optimizer's recipe, its seed offset by the replicate."""
+    thp = recipe(thp, ghp, self.target_optimizer)
+    return thp.replace(seed=thp.seed + self.replicate)
+
+  @property
+  def controls(self) -> str:
+    """The first replicate runs every control; the others, the random one."""
+    return ("own_ticket,random_ticket,dense" if self.replicate == 0
+            else "random_ticket")
+
+  def name(self, model: str) -> str:
+    return (f"transfer_{model}_{label(self.source)}_{self.source_optimizer}_l"
+            f"{self.level:02d}_to_{label(self.target)}_"
+            f"{self.target_optimizer}")
+
+  def records(self, summary: dict) -> List[dict]:
+    """One record per run; the own ticket and dense runs are the target's."""
+    out = []
+    for kind, m in summary["runs"].items():
+      sourced = kind in ("transfer", "random_ticket")
+      out.append({
+          "kind": kind,
+          "source": label(self.source if sourced else self.target),
+          "source_optimizer": (self.source_optimizer if sourced
+                               else self.target_optimizer),
+          "target": label(self.target),
+          "target_optimizer": self.target_optimizer,
+          "level": self.level if kind != "dense" else 0,
+          "density": m["density"],
+          "accuracy": m["metrics"]["test_accuracy"],
+          "replicate": self.replicate})
+    return out
+
+  def describe(self, run: dict) -> str:
+    return (f"{label(self.source)} ({self.source_optimizer}) level "
+            f"{self.level:02d} -> {label(self.target)} "
+            f"({self.target_optimizer}) seed+{self.replicate}: "
+            f"{100 * run['metrics']['test_accuracy']:.2f}% at "
+            f"{100 * run['density']:.1f}% of weights")
+
+
+def cells(ghp: GridHparams, sources: List[Tuple[str, str]],
+          targets: List[Tuple[str, str]], levels: List[int]) -> List[Cell]:
+  """The grid in run order: source optimizer, source, level, target, target
+  optimizer, replicate (so each find's transfers follow it)."""
+  return [Cell(src, so, level, tgt, to, r) for so, src, level, tgt, to, r in
+          itertools.product(split_list(ghp.source_optimizers), sources,
+                            levels, targets,
+                            split_list(ghp.target_optimizers),
+                            range(ghp.replicates))]
 
 
 class GridRunner:
@@ -77,59 +155,42 @@ class GridRunner:
   def run(self) -> str:
     fs.makedirs(self.exp_dir)
     levels = self.ghp.levels(self.lhp.levels)
-    records = []
-    for so in split_list(self.ghp.source_optimizers):
-      for src in self.sources:
-        find_dir = self.find_source(src, so)
-        for level in levels:
-          ticket = tickets.load(paths.ticket(find_dir, level))
-          for tgt in self.targets:
-            for to in split_list(self.ghp.target_optimizers):
-              for r in range(self.ghp.replicates):
-                thp = recipe(self.thp, self.ghp, to)
-                thp = thp.replace(seed=thp.seed + r)
-                controls = ("own_ticket,random_ticket,dense" if r == 0
-                            else "random_ticket")
-                runner = TransferRunner(
-                    self.output_dir, ticket, self._dhp(tgt), thp,
-                    self.trhp.replace(transfer_controls=controls),
-                    prune_only=self.php.prune_only, quiet=self.quiet,
-                    name=(f"transfer_{self.mhp.model}_{label(src)}_{so}_l"
-                          f"{level:02d}_to_{label(tgt)}_{to}"),
-                    log=lambda line: None)
-                summary = artifacts.read_json(runner.run())
-                for kind, m in summary["runs"].items():
-                  records.append({
-                      "kind": kind,
-                      "source": label(src) if kind in (
-                          "transfer", "random_ticket") else label(tgt),
-                      "source_optimizer": so if kind in (
-                          "transfer", "random_ticket") else to,
-                      "target": label(tgt), "target_optimizer": to,
-                      "level": level if kind != "dense" else 0,
-                      "density": m["density"],
-                      "accuracy": m["metrics"]["test_accuracy"],
-                      "replicate": r})
-                t = summary["runs"]["transfer"]
-                self.log(f"{label(src)} ({so}) level {level:02d} -> "
-                         f"{label(tgt)} ({to}) seed+{r}: "
-                         f"{100 * t['metrics']['test_accuracy']:.2f}% at "
-                         f"{100 * t['density']:.1f}% of weights")
+    records, finds, loaded = [], {}, {}
+    for cell in cells(self.ghp, self.sources, self.targets, levels):
+      if cell.find not in finds:  # once, before the find's first transfer
+        finds[cell.find] = self.find_source(*cell.find)
+      if cell.ticket not in loaded:  # only the current level's ticket held
+        loaded = {cell.ticket: tickets.load(
+            paths.ticket(finds[cell.find], cell.level))}
+      records.extend(self.transfer(cell, loaded[cell.ticket]))
     rows = aggregate(records)
     self._write(rows, levels)
     self.log(compare(rows))
     return os.path.join(self.exp_dir, "grid.json")
 
+  def transfer(self, cell: Cell, ticket) -> List[dict]:
+    """Runs (or resumes) one cell's transfer; returns its records."""
+    runner = TransferRunner(
+        self.output_dir, ticket, self._dhp(cell.target),
+        cell.training(self.thp, self.ghp),
+        self.trhp.replace(transfer_controls=cell.controls),
+        prune_only=self.php.prune_only, quiet=self.quiet,
+        name=cell.name(self.mhp.model), log=lambda line: None)
+    summary = store.read_json(runner.run())
+    records = cell.records(summary)
+    self.log(cell.describe(summary["runs"]["transfer"]))
+    return records
+
   def _write(self, rows: List[dict], levels: List[int]) -> None:
-    artifacts.write_csv(os.path.join(self.exp_dir, "grid.csv"), rows,
+    store.write_csv(os.path.join(self.exp_dir, "grid.csv"), rows,
                         first=tuple(rows[0]))
     heat_level = levels[-1] if self.ghp.heatmap_level < 0 else \
         self.ghp.heatmap_level
     plots = plot_grid(rows, self.exp_dir, heat_level)
-    artifacts.write_json(os.path.join(self.exp_dir, "grid.json"), {
+    store.write_json(os.path.join(self.exp_dir, "grid.json"), {
         "rows": rows, "comparison": compare(rows), "plots": plots, "heatmap_level": heat_level,
         "hparams": self.description.hparams_dict(),
-        "versions": artifacts.library_versions()})
+        "versions": provenance.library_versions()})
     self.log(format_table(rows))
     for path in plots:
       self.log(f"plot: {path}")
@@ -200,98 +261,136 @@ def format_table(rows: List[dict]) -> str:
 
 def plot_grid(rows: List[dict], out_dir: str, heat_level: int) -> List[str]:
   """One accuracy-vs-density plot per target, and the heatmap."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  plt = artifacts.pyplot()
-  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
-  paths = []
-  targets = sorted({(r["target"], r["target_optimizer"]) for r in rows})
-  for target, to in targets:
-    mine = [r for r in rows if r["target"] == target
-            and r["target_optimizer"] == to]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    curves = collections.OrderedDict()
-    for r in mine:
-      if r["kind"] == "transfer":
-        name = f"{r['source']} ({r['source_optimizer']}) ticket"
-      elif r["kind"] == "own_ticket":
-        name = f"{target} own ticket"
-      elif r["kind"] == "random_ticket":
-        name = "random ticket"
-      else:
-        continue
-      curves.setdefault((r["kind"] != "transfer", name), []).append(r)
-    for (is_control, name), pts in sorted(curves.items()):
-      by_level = collections.defaultdict(list)
-      for p in pts:
-        by_level[p["level"]].append(p)
-      xs, ys, es = [], [], []
-      for lv in sorted(by_level):
-        ps = by_level[lv]
-        xs.append(100 * np.mean([p["density"] for p in ps]))
-        ys.append(100 * np.mean([p["accuracy_mean"] for p in ps]))
-        es.append(100 * np.mean([p["accuracy_std"] for p in ps]))
-      style = {"random ticket": ("^:", "0.45"),
-               f"{target} own ticket": ("s--", "k")}.get(name, ("o-", None))
-      ax.errorbar(xs, ys, yerr=es, fmt=style[0], color=style[1], label=name,
-                  capsize=2)
-    for r in mine:
-      if r["kind"] == "dense":
-        ax.axhline(100 * r["accuracy_mean"], color="gray", lw=1, ls="-.",
-                   label="dense")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    # One tick per level (the runs of a level differ by a few weights).
-    per_level = collections.defaultdict(list)
-    for r in mine:
-      per_level[r["level"]].append(100 * r["density"])
-    ticks = sorted({round(float(np.mean(v)), 1) for v in per_level.values()},
-                   reverse=True)
-    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set_xlabel("weights remaining (%)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"target {target}, trained with {to}", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(out_dir, f"transfer_to_{_safe(target)}_{to}.png")
-    artifacts.save_figure(fig, path, dpi=120)
-    paths.append(path)
-  # Heatmap: source (optimizer) x target (optimizer) at one level.
-  cells = [r for r in rows if r["kind"] == "transfer" and r["level"] == heat_level]
-  if cells:
-    srcs = sorted({(r["source"], r["source_optimizer"]) for r in cells})
-    tgts = sorted({(r["target"], r["target_optimizer"]) for r in cells})
-    grid = np.full((len(srcs), len(tgts)), np.nan)
-    for r in cells:
-      grid[srcs.index((r["source"], r["source_optimizer"])),
-           tgts.index((r["target"], r["target_optimizer"]))] = \
-          100 * r["accuracy_mean"]
-    fig, ax = plt.subplots(figsize=(max(4.8, 2.2 + 1.5 * len(tgts)),
-                                    1.6 + 0.6 * len(srcs)))
-    im = ax.imshow(grid, cmap="viridis", aspect="auto")
-    for i in range(len(srcs)):
-      for j in range(len(tgts)):
-        if not np.isnan(grid[i, j]):
-          ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center",
-                  color="w" if grid[i, j] < np.nanmean(grid) else "k",
-                  fontsize=9)
-    ax.set_xticks(range(len(tgts)), [f"{t}\n({o})" for t, o in tgts],
-                  fontsize=8)
-    ax.set_yticks(range(len(srcs)), [f"{s} ({o})" for s, o in srcs],
-                  fontsize=8)
-    ax.set_xlabel("target")
-    ax.set_ylabel("source ticket")
-    density = 100 * np.mean([r["density"] for r in cells])
-    ax.set_title(f"test accuracy (%), level {heat_level}\n"
-                 f"({density:.1f}% of weights)", fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = os.path.join(out_dir, f"heatmap_level{heat_level:02d}.png")
-    artifacts.save_figure(fig, path, dpi=120)
-    paths.append(path)
+  figures.pyplot()  # the backend, before any figure
+  paths = [_plot_target(rows, target, to, out_dir) for target, to in
+           sorted({(r["target"], r["target_optimizer"]) for r in rows})]
+  heat = [r for r in rows
+          if r["kind"] == "transfer" and r["level"] == heat_level]
+  if heat:
+    paths.append(_plot_heatmap(heat, out_dir, heat_level))
   return paths
+
+
+def _plot_target(rows: List[dict], target: str, to: str, out_dir: str
+                 ) -> str:
+  """Accuracy vs density on one target (optimizer): each source's tickets,
+  the controls and the dense network."""
+  plt = figures.pyplot()
+  mine = [r for r in rows if r["target"] == target
+          and r["target_optimizer"] == to]
+  fig, ax = plt.subplots(figsize=(6.5, 4.2))
+  for (_, name), pts in sorted(_curves(mine, target).items()):
+    xs, ys, es = _curve(pts)
+    style = {"random ticket": ("^:", "0.45"),
+             f"{target} own ticket": ("s--", "k")}.get(name, ("o-", None))
+    ax.errorbar(xs, ys, yerr=es, fmt=style[0], color=style[1], label=name,
+                capsize=2)
+  for r in mine:
+    if r["kind"] == "dense":
+      ax.axhline(100 * r["accuracy_mean"], color="gray", lw=1, ls="-.",
+                 label="dense")
+  _density_axis(ax, mine)
+  ax.set_ylabel("test accuracy (%)")
+  ax.set_title(f"target {target}, trained with {to}", fontsize=10)
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  path = os.path.join(out_dir, f"transfer_to_{_safe(target)}_{to}.png")
+  figures.save_figure(fig, path, dpi=120)
+  return path
+
+
+def _curves(mine: List[dict], target: str) -> Dict[tuple, List[dict]]:
+  """One target's rows by curve, keyed (is a control, legend name)."""
+  curves = collections.OrderedDict()
+  for r in mine:
+    if r["kind"] == "transfer":
+      name = f"{r['source']} ({r['source_optimizer']}) ticket"
+    elif r["kind"] == "own_ticket":
+      name = f"{target} own ticket"
+    elif r["kind"] == "random_ticket":
+      name = "random ticket"
+    else:
+      continue
+    curves.setdefault((r["kind"] != "transfer", name), []).append(r)
+  return curves
+
+
+def _curve(pts: List[dict]) -> Tuple[List[float], List[float], List[float]]:
+  """A curve's points, one per level: density, accuracy and its std (%)."""
+  by_level = collections.defaultdict(list)
+  for p in pts:
+    by_level[p["level"]].append(p)
+  xs, ys, es = [], [], []
+  for lv in sorted(by_level):
+    ps = by_level[lv]
+    xs.append(100 * np.mean([p["density"] for p in ps]))
+    ys.append(100 * np.mean([p["accuracy_mean"] for p in ps]))
+    es.append(100 * np.mean([p["accuracy_std"] for p in ps]))
+  return xs, ys, es
+
+
+def _density_axis(ax, mine: List[dict]) -> None:
+  """A log density axis, decreasing, with one tick per level (the runs of a
+  level differ by a few weights)."""
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
+  ax.set_xscale("log")
+  ax.invert_xaxis()
+  per_level = collections.defaultdict(list)
+  for r in mine:
+    per_level[r["level"]].append(100 * r["density"])
+  ticks = sorted({round(float(np.mean(v)), 1) for v in per_level.values()},
+                 reverse=True)
+  ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+  ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+  ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+  ax.set_xlabel("weights remaining (%)")
+
+
+def _plot_heatmap(heat: List[dict], out_dir: str, heat_level: int) -> str:
+  """Source (optimizer) x target (optimizer) transfer accuracy at one level."""
+  plt = figures.pyplot()
+  srcs, tgts, grid = _heat_grid(heat)
+  fig, ax = plt.subplots(figsize=(max(4.8, 2.2 + 1.5 * len(tgts)),
+                                  1.6 + 0.6 * len(srcs)))
+  im = ax.imshow(grid, cmap="viridis", aspect="auto")
+  _annotate(ax, grid)
+  ax.set_xticks(range(len(tgts)), [f"{t}\n({o})" for t, o in tgts],
+                fontsize=8)
+  ax.set_yticks(range(len(srcs)), [f"{s} ({o})" for s, o in srcs],
+                fontsize=8)
+  ax.set_xlabel("target")
+  ax.set_ylabel("source ticket")
+  density = 100 * np.mean([r["density"] for r in heat])
+  ax.set_title(f"test accuracy (%), level {heat_level}\n"
+               f"({density:.1f}% of weights)", fontsize=9)
+  fig.colorbar(im, ax=ax, fraction=0.046)
+  fig.tight_layout()
+  path = os.path.join(out_dir, f"heatmap_level{heat_level:02d}.png")
+  figures.save_figure(fig, path, dpi=120)
+  return path
+
+
+def _heat_grid(heat: List[dict]) -> Tuple[list, list, np.ndarray]:
+  """The heatmap's sources, targets and accuracies (%, NaN where none)."""
+  srcs = sorted({(r["source"], r["source_optimizer"]) for r in heat})
+  tgts = sorted({(r["target"], r["target_optimizer"]) for r in heat})
+  grid = np.full((len(srcs), len(tgts)), np.nan)
+  for r in heat:
+    grid[srcs.index((r["source"], r["source_optimizer"])),
+         tgts.index((r["target"], r["target_optimizer"]))] = \
+        100 * r["accuracy_mean"]
+  return srcs, tgts, grid
+
+
+def _annotate(ax, grid: np.ndarray) -> None:
+  """Each cell's accuracy, white below the mean, black above."""
+  for i in range(grid.shape[0]):
+    for j in range(grid.shape[1]):
+      if not np.isnan(grid[i, j]):
+        ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center",
+                color="w" if grid[i, j] < np.nanmean(grid) else "k",
+                fontsize=9)
 
 
 def _safe(name: str) -> str:

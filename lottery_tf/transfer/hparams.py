@@ -5,7 +5,7 @@ import re
 from typing import List, Tuple
 
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import Hparams, field, split_list
+from lottery_tf.foundations.hparams import Hparams, field, split_list
 
 WEIGHTS = ("rewind", "trained", "init", "random")
 HEADS = ("linear", "mlp")

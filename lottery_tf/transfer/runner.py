@@ -17,12 +17,15 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from lottery_tf import artifacts, data, descriptions, fs, hparams as hp_lib
+from lottery_tf import data, descriptions
+from lottery_tf.foundations import fs, hparams as hp_lib, provenance, store, workspace
 from lottery_tf import models, paths, pruning, tickets, training
 from lottery_tf._keras import keras
 from lottery_tf.errors import UserError
-from lottery_tf.hparams import (DatasetHparams, ModelHparams, TrainingHparams,
-                                split_list)
+from lottery_tf.data.hparams import DatasetHparams
+from lottery_tf.foundations.hparams import split_list
+from lottery_tf.models.hparams import ModelHparams
+from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.runner import LotteryRunner
 from lottery_tf.lottery.task import Task
@@ -236,7 +239,7 @@ class TransferRunner:
     self.task = Task(self.dhp, self.mhp, thp)
     self.source = {
         "ticket": fs.abspath(ticket.path),
-        "ticket_sha256": artifacts.sha256_file(
+        "ticket_sha256": store.sha256_file(
             os.path.join(ticket.path, tickets.TICKET_JSON)),
         "model": ticket.model_name, "dataset": ticket.meta.get("dataset"),
         "optimizer": ticket.meta.get("optimizer"),
@@ -253,13 +256,13 @@ class TransferRunner:
     return {"hparams": hp_lib.to_json_dict(self.dhp, self.task.thp, self.trhp),
             "source": self.source, "seed": self.task.thp.seed,
             "prune_only": self.prune_only,
-            "versions": artifacts.library_versions(),
+            "versions": provenance.library_versions(),
             "data": self.task.info.to_dict()}
 
   def _run_once(self, kind: str) -> dict:
     path = paths.metrics(os.path.join(self.exp_dir, kind))
     if fs.exists(path):
-      return artifacts.read_json(path)
+      return store.read_json(path)
     began = time.time()
     seed = self.task.thp.seed
     training.set_seed(seed)
@@ -285,7 +288,7 @@ class TransferRunner:
                num_classes=self.task.info.num_classes,
                classifier_units=classifier(model).units,
                **self.provenance())
-    artifacts.write_json(path, out)
+    store.write_json(path, out)
     return out
 
   def own_find(self, with_dense_only: bool = False) -> LotteryRunner:
@@ -300,7 +303,7 @@ class TransferRunner:
             self.output_dir, self.task, quiet=self.quiet, log=self.log)
 
   def run(self) -> str:
-    with artifacts.experiment_lock(self.exp_dir):
+    with workspace.experiment_lock(self.exp_dir):
       return self._run()
 
   def _run(self) -> str:
@@ -319,7 +322,7 @@ class TransferRunner:
       # to freeze); recorded as such beside the frozen runs.
       for kind, lvl in (("own_ticket", level), ("dense", 0)):
         if kind in controls:
-          m = artifacts.read_json(paths.metrics(paths.level(runner.exp_dir,
+          m = store.read_json(paths.metrics(paths.level(runner.exp_dir,
                                                             lvl)))
           m["experiment"] = runner.exp_dir
           m.setdefault("trained_layers", "all")
@@ -327,7 +330,7 @@ class TransferRunner:
           summary["runs"][kind] = m
     summary["provenance"] = self.provenance()
     path = os.path.join(self.exp_dir, "transfer.json")
-    artifacts.write_json(path, summary)
+    store.write_json(path, summary)
     parts = [f"{k} {100 * v['metrics']['test_accuracy']:.2f}% "
              f"(density {100 * v['density']:.1f}%)"
              for k, v in summary["runs"].items()]

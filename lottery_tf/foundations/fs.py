@@ -5,7 +5,7 @@ So ``--output_dir=gs://bucket/runs`` (or ``s3://``, TensorFlow's in-memory
 writes, tickets, scores, exports, plots, checkpoints and the resume checks
 all come through here. Object stores have no directories of their own (a
 "directory" exists when a file is under it) and no atomic directory rename:
-callers that need a finished-marker write it last (see ``artifacts``).
+callers that need a finished-marker write it last (see ``foundations.store``).
 """
 import os
 import posixpath

@@ -1,11 +1,12 @@
-"""Result files: atomic writes, experiment directories, provenance.
+"""Result files: atomic writes and whole reads, wherever they live.
 
 Every result file is written to a temporary name in the same directory and
 renamed into place, so a run killed at any moment leaves either the old file
 or the new one, never a half-written file that looks valid. Paths may be
 local or URLs (``gs://``, ``s3://``, ``ram://``): all I/O goes through
-:mod:`lottery_tf.fs` (``tf.io.gfile``); on an object store the "rename" is
-the store's own atomic object write.
+:mod:`lottery_tf.foundations.fs` (``tf.io.gfile``); on an object store the
+"rename" is the store's own atomic object write. A file damaged from outside
+reads as :class:`~lottery_tf.errors.DamagedFile` (``intact``, ``set_aside``).
 """
 import contextlib
 import csv
@@ -13,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import tempfile
 import uuid
 import zipfile
@@ -21,8 +21,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from lottery_tf import fs
-from lottery_tf.errors import DamagedFile, UserError
+from lottery_tf.errors import DamagedFile
+from lottery_tf.foundations import fs
 
 
 # Multi-worker training: the workers other than the chief write what they
@@ -222,151 +222,9 @@ def set_aside(path: str) -> str:
   return target
 
 
-def pyplot():
-  """``matplotlib.pyplot``, on the headless Agg backend unless one is chosen.
-
-  A CLI run gets Agg (no display needed); a notebook that imported pyplot
-  (inline figures) keeps its backend, so the library's plots still show.
-  """
-  import sys  # pylint: disable=g-import-not-at-top
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  if "matplotlib.pyplot" not in sys.modules:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
-
-
-def save_figure(fig, path: str, **savefig_kwargs) -> None:
-  """Saves a matplotlib figure atomically (format from the extension), closes it."""
-  plt = pyplot()
-  fmt = os.path.splitext(path)[1].lstrip(".") or "png"
-  try:
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, **savefig_kwargs)
-    write_bytes(path, buf.getvalue())
-  finally:
-    plt.close(fig)
-
-
 def sha256_file(path: str) -> str:
   h = hashlib.sha256()
   with fs.open(path, "rb") as f:
     for chunk in iter(lambda: f.read(1 << 20), b""):
       h.update(chunk)
   return h.hexdigest()
-
-
-def library_versions() -> Dict[str, str]:
-  """Versions of what produced a result, recorded in every result file."""
-  import importlib.metadata as md  # pylint: disable=g-import-not-at-top
-  out = {"python": platform.python_version()}
-  for dist in ("lottery_tf", "tensorflow", "tf-keras",
-               "tensorflow-model-optimization", "tensorflow-datasets", "numpy"):
-    try:
-      out[dist] = md.version(dist)
-    except md.PackageNotFoundError:
-      out[dist] = "not installed"
-  return out
-
-
-def prepare_output_dir(output_dir: str, flag: str = "--output_dir") -> str:
-  """Creates ``output_dir`` if needed; UserError naming the flag if unusable."""
-  if not output_dir:
-    raise UserError(f"{flag}: must not be empty")
-  if fs.is_url(output_dir):
-    # gs://, s3://, ram://: the store says whether it can be written.
-    probe = f"{output_dir.rstrip('/')}/.lottery_tf_write_test"
-    try:
-      fs.makedirs(output_dir)
-      with fs.open(probe, "w") as f:
-        f.write("ok")
-      fs.remove(probe)
-    except Exception as e:  # pylint: disable=broad-except  (tf.errors, OSError)
-      detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-      raise UserError(f"{flag}: cannot write to {output_dir} "
-                      f"({type(e).__name__}: {detail})") from e
-    return output_dir
-  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-    raise UserError(f"{flag}: {output_dir} exists and is not a directory")
-  try:
-    os.makedirs(output_dir, exist_ok=True)
-  except OSError as e:
-    raise UserError(f"{flag}: cannot create {output_dir}: {e.strerror}") from e
-  if not os.access(output_dir, os.W_OK | os.X_OK):
-    raise UserError(f"{flag}: {output_dir} is not writable")
-  probe = os.path.join(output_dir, ".lottery_tf_write_test")
-  try:
-    with open(probe, "w") as f:
-      f.write("ok")
-    os.remove(probe)
-  except OSError as e:
-    raise UserError(f"{flag}: {output_dir} is not writable: {e.strerror}") from e
-  return output_dir
-
-
-def experiment_dir(output_dir: str, name: str, hparams_hash: str) -> str:
-  base = f"{name}-{hparams_hash}"
-  # 255 bytes is a file name's limit on ext4, XFS, APFS, NTFS and GCS
-  # object path segments alike; leave room for ".tmp-" names beside it.
-  if len(base.encode()) > 200:
-    raise UserError(f"--experiment_name: {name[:40]!r}... makes a directory "
-                    f"name of {len(base.encode())} bytes; use at most "
-                    f"{200 - len(hparams_hash) - 1}")
-  return fs.join(output_dir, base)
-
-
-# Experiment directories this process holds locked: {abspath: lock file}.
-_LOCKS: Dict[str, Any] = {}
-
-
-@contextlib.contextmanager
-def experiment_lock(exp_dir: str):
-  """Exclusive use of an experiment directory while the block runs.
-
-  Two processes started on the same experiment would both train every
-  level. The lock is an ``flock`` on a file in the temporary directory named
-  by the experiment's path (the file names its holder: host and pid): the
-  kernel releases it when the holder exits or dies, so a crashed run's lock
-  is simply taken over. The second process gets a
-  UserError naming the holder. Re-entrant within a process (a transfer runs
-  its target's own find). On URLs (gs://, ram://) there is no file lock:
-  nothing is taken.
-  """
-  key = fs.abspath(exp_dir)
-  if key in _LOCKS or fs.is_url(exp_dir):
-    yield
-    return
-  try:
-    import fcntl  # pylint: disable=g-import-not-at-top
-  except ImportError:  # Windows
-    yield
-    return
-  # Beside, not inside, the experiment: its listing stays the results.
-  # (One machine's processes; a lock over NFS would not be reliable.)
-  lock_dir = os.path.join(tempfile.gettempdir(), "lottery_tf-locks")
-  os.makedirs(lock_dir, exist_ok=True)
-  path = os.path.join(lock_dir, hashlib.sha256(
-      key.encode()).hexdigest()[:20] + ".lock")
-  f = open(path, "a+")  # pylint: disable=consider-using-with
-  try:
-    try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-      f.seek(0)
-      holder = f.read().strip() or "another process"
-      raise UserError(
-          f"{exp_dir} is in use by {holder} (the same experiment, started "
-          "twice); wait for it to finish, or stop it and run the command "
-          "again: it resumes") from e
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()} on {platform.node()}\n")
-    f.flush()
-    _LOCKS[key] = f
-    try:
-      yield
-    finally:
-      del _LOCKS[key]
-      fcntl.flock(f, fcntl.LOCK_UN)
-  finally:
-    f.close()
