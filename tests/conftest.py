@@ -17,6 +17,29 @@ def clean_env(**extra):
   return env
 
 
+def run_cli_in_process(argv):
+  """``lottery_tf ARGV`` through the CLI's own parse-and-run path
+  (main._parse, main._main) in this process: (exit status, stdout, stderr).
+  An exception escaping the CLI is exit status 1 with its traceback."""
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  import traceback  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from lottery_tf.cli import main  # pylint: disable=g-import-not-at-top
+  out, err, code = io.StringIO(), io.StringIO(), 0
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      flags.FLAGS.unparse_flags()
+      rest = main._parse(["lottery_tf", *argv])  # pylint: disable=protected-access
+      main._main(rest)  # pylint: disable=protected-access
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else 1
+    except Exception:  # pylint: disable=broad-except
+      err.write("Traceback\n" + traceback.format_exc())
+      code = 1
+  return code, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture
 def cli(tmp_path):
   """Runs ``lottery_tf ARGS`` in a subprocess; returns CompletedProcess."""

@@ -8,7 +8,6 @@ main._parse and main._main, as `lottery_tf ARGS` does): a registration made
 in a test lives only in the test's process.
 """
 import contextlib
-import io
 import dataclasses
 import os
 
@@ -16,9 +15,10 @@ import numpy as np
 import pytest
 from absl import flags
 
+from conftest import run_cli_in_process
+
 from lottery_tf import data, keras, models, tickets
 from lottery_tf.foundations import store
-from lottery_tf.cli import main
 from lottery_tf.data.registry import DatasetSpec
 from lottery_tf.errors import UserError
 from lottery_tf.data.hparams import DatasetHparams
@@ -83,19 +83,7 @@ def cli_in_process(monkeypatch):
   monkeypatch.setattr(distribute, "_STRATEGY", distribute._STRATEGY)  # pylint: disable=protected-access
   monkeypatch.setattr(distribute, "_KEY", distribute._KEY)  # pylint: disable=protected-access
 
-  def run(*args):
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-      try:
-        flags.FLAGS.unparse_flags()
-        rest = main._parse(["lottery_tf", *args])  # pylint: disable=protected-access
-        main._main(rest)  # pylint: disable=protected-access
-      except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
-
-  yield run
+  yield lambda *args: run_cli_in_process(args)
   flags.FLAGS.unparse_flags()
 
 
