@@ -5,8 +5,8 @@ next level's mask from the trained weights, then runs the level's branches
 (controls and measurements, :mod:`lottery_tf.lottery.branch`). Where level 0
 starts comes from a rewind-point provider (a pre-training phase on a data
 diet, :mod:`lottery_tf.diet.pretrain`), handed in by whoever builds the
-runner (:mod:`lottery_tf.descriptions`). The directory layout is
-:mod:`lottery_tf.paths`'.
+runner (:mod:`lottery_tf.descriptions`). The directory layout lives in
+:mod:`lottery_tf.paths`.
 
 Every training run seeds itself, so a level re-run after a crash gives the
 same numbers as an uninterrupted run, whatever ran before it in the process.
