@@ -166,7 +166,7 @@ class Find(Description):
   def runner(self, output_dir: str, task=None, **kwargs):
     """The LotteryRunner of this experiment, with its rewind point (a
     pre-training phase on a data diet) when --pretrain_steps asks for one.
-    ``kwargs``: quiet, log, save_tickets."""
+    ``kwargs``: quiet, log, save_tickets, writer."""
     from lottery_tf.diet import pretrain  # pylint: disable=g-import-not-at-top
     from lottery_tf.lottery.runner import LotteryRunner  # pylint: disable=g-import-not-at-top
     self.validate()

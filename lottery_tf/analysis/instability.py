@@ -99,7 +99,8 @@ def from_ticket(ticket: tickets.Ticket) -> StartPoint:
 
 def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
         threshold: float = 0.1, quiet: bool = False,
-        log: Callable[[str], None] = print) -> str:
+        log: Callable[[str], None] = print,
+        writer: store.Writer = store.LOCAL) -> str:
   """Trains the copies (skipping saved ones), evaluates the path."""
   summary_path = os.path.join(exp_dir, "summary.json")
   if fs.exists(summary_path):
@@ -111,9 +112,10 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
                     f"({task.total_steps} steps)")
   began = time.time()
   trainer = _trainer(task, start, quiet)
-  weights = _start_weights(exp_dir, start, trainer, log)
+  weights = _start_weights(exp_dir, start, trainer, log, writer)
   seeds = [task.thp.seed, task.thp.seed + lmc.COPY_SEED_OFFSET]
-  copies, copy_metrics = _copies(exp_dir, trainer, start, weights, seeds, log)
+  copies, copy_metrics = _copies(exp_dir, trainer, start, weights, seeds, log,
+                                 writer)
   summary, arrays = lmc.evaluate_path(
       trainer.model, copies[0], copies[1],
       lmc.datasets_for(task.dhp, task.info), points=points,
@@ -122,7 +124,7 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
                              began))
   lmc.save(exp_dir, summary, arrays, name="summary.json",
            title=f"{task.mhp.model} on {task.dhp.dataset} from "
-                 f"{start.kind} (step {start.step})")
+                 f"{start.kind} (step {start.step})", writer=writer)
   log(f"lmc from {start.kind} (step {start.step}): "
       + lmc.instability_line(summary)
       + f", train error barrier {100 * summary['train_error_barrier']:.2f}%")
@@ -166,13 +168,14 @@ def _trainer(task, start: StartPoint, quiet: bool) -> _Trainer:
 
 
 def _start_weights(exp_dir: str, start: StartPoint, trainer: _Trainer,
-                   log: Callable[[str], None]) -> Dict[str, np.ndarray]:
+                   log: Callable[[str], None], writer: store.Writer
+                   ) -> Dict[str, np.ndarray]:
   """The copies' starting weights, saved as start.npz (trained if need be)."""
   start_path = os.path.join(exp_dir, "start.npz")
   weights = start.weights
   if weights is None:
     if fs.exists(start_path):
-      weights = store.read_npz(start_path)
+      weights = writer.read_npz(start_path)
     else:
       # Dense training from init to the rewind step, on --seed's data order.
       trainer.train(snapshot(trainer.model), 0, start.step,
@@ -180,12 +183,13 @@ def _start_weights(exp_dir: str, start: StartPoint, trainer: _Trainer,
       weights = snapshot(trainer.model)
       log(f"trained the dense network to step {start.step}")
   if not fs.exists(start_path):
-    store.write_npz(start_path, weights)
+    writer.write_npz(start_path, weights)
   return weights
 
 
 def _copies(exp_dir: str, trainer: _Trainer, start: StartPoint, weights,
-            seeds, log: Callable[[str], None]) -> Tuple[list, list]:
+            seeds, log: Callable[[str], None], writer: store.Writer
+            ) -> Tuple[list, list]:
   """Each copy's final weights and record: read if saved, else trained to
   the end of training and saved."""
   task = trainer.task
@@ -195,16 +199,16 @@ def _copies(exp_dir: str, trainer: _Trainer, start: StartPoint, weights,
     path = os.path.join(exp_dir, f"copy_{i}.npz")
     record_path = os.path.join(exp_dir, f"copy_{i}.json")
     if fs.exists(record_path):
-      copies.append(store.read_npz(path))
-      copy_metrics.append(store.read_json(record_path))
+      copies.append(writer.read_npz(path))
+      copy_metrics.append(writer.read_json(record_path))
       continue
     result = trainer.train(weights, start.step, task.total_steps, seed)
     record = {"data_seed": seed, "start_step": start.step,
               "end_step": task.total_steps, "ms_per_step": result.ms_per_step,
               "metrics": training.evaluate(trainer.train_model, eval_data)}
     copies.append(snapshot(trainer.model))
-    store.write_npz(path, copies[-1])
-    store.write_json(record_path, record)
+    writer.write_npz(path, copies[-1])
+    writer.write_json(record_path, record)
     copy_metrics.append(record)
     log(f"copy {i} (data seed {seed}): test acc "
         f"{100 * record['metrics']['test_accuracy']:.2f}%")

@@ -128,16 +128,18 @@ def evaluate_path(model, w1: Dict[str, np.ndarray], w2: Dict[str, np.ndarray],
 
 
 def save(directory: str, summary: dict, arrays: dict, title: str = "",
-         name: str = "metrics.json") -> str:
+         name: str = "metrics.json", writer: store.Writer = store.LOCAL) -> str:
   """per_example.npz, path.png, then ``name`` (last: it marks it done)."""
-  store.write_npz(os.path.join(directory, "per_example.npz"), arrays)
-  plot_path(summary, os.path.join(directory, "path.png"), title=title)
+  writer.write_npz(os.path.join(directory, "per_example.npz"), arrays)
+  plot_path(summary, os.path.join(directory, "path.png"), title=title,
+            writer=writer)
   path = os.path.join(directory, name)
-  store.write_json(path, summary)
+  writer.write_json(path, summary)
   return path
 
 
-def plot_path(summary: dict, path: str, title: str = "") -> None:
+def plot_path(summary: dict, path: str, title: str = "",
+              writer: store.Writer = store.LOCAL) -> None:
   """Error (solid) and loss (dashed, right axis) along the path, per split."""
   plt = figures.pyplot()
   rows = summary["rows"]
@@ -161,7 +163,7 @@ def plot_path(summary: dict, path: str, title: str = "") -> None:
   ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7)
   ax.grid(True, alpha=0.3)
   fig.tight_layout()
-  figures.save_figure(fig, path, dpi=110)
+  figures.save_figure(fig, path, writer, dpi=110)
 
 
 def datasets_for(dhp, info, batch_size: int = 1000,

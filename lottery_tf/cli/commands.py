@@ -24,6 +24,17 @@ for _cls in (DatasetHparams, ModelHparams, TrainingHparams, PruningHparams,
 _NO_TRAINING = ("list", "export", "presets")
 
 
+#: Where this process writes, set by setup_runtime: None (everything where
+#: it belongs) or a multi-worker run's scratch for the non-chief workers.
+_WRITER = None
+
+
+def writer():
+  """The store.Writer every command hands its runner."""
+  from lottery_tf.foundations import store  # pylint: disable=g-import-not-at-top
+  return _WRITER or store.LOCAL
+
+
 def setup_runtime(command: str) -> None:
   """Creates the process's tf.distribute strategy before any TF work.
 
@@ -31,16 +42,18 @@ def setup_runtime(command: str) -> None:
   configured before TensorFlow runs its first op. Under multi_worker, every
   worker runs the command in lockstep, and the workers other than the chief
   write what they write to their own scratch directory,
-  `OUTPUT_DIR/.worker_<i>/` (store.redirect_writes), while reading what
-  is already done from the chief's files.
+  `OUTPUT_DIR/.worker_<i>/` (the store.Writer of :func:`writer`, handed to
+  every runner), while reading what is already done from the chief's files.
   """
+  global _WRITER
+  _WRITER = None
   if command in _NO_TRAINING:
     return
   from lottery_tf.foundations import store  # pylint: disable=g-import-not-at-top
   from lottery_tf.training import distribute  # pylint: disable=g-import-not-at-top
   strategy = distribute.setup(cli_flags.from_flags(TrainingHparams))
   if not distribute.is_chief(strategy) and FLAGS.output_dir:
-    store.redirect_writes(FLAGS.output_dir, os.path.join(
+    _WRITER = store.Writer(FLAGS.output_dir, os.path.join(
         FLAGS.output_dir, f".worker_{distribute.worker_index(strategy)}"))
 
 
@@ -57,7 +70,7 @@ def train() -> str:
   workspace.prepare_output_dir(FLAGS.output_dir)
   desc = descriptions.Train(dhp, mhp, thp, name=FLAGS.experiment_name)
   return dense.run(desc.directory(FLAGS.output_dir), dhp, mhp, thp,
-                   quiet=FLAGS.quiet)
+                   quiet=FLAGS.quiet, writer=writer())
 
 
 def find() -> str:
@@ -72,7 +85,8 @@ def find() -> str:
       cli_flags.from_flags(LotteryHparams), name=FLAGS.experiment_name)
   task = desc.task()
   workspace.prepare_output_dir(FLAGS.output_dir)
-  return desc.runner(FLAGS.output_dir, task, quiet=FLAGS.quiet).run()
+  return desc.runner(FLAGS.output_dir, task, quiet=FLAGS.quiet,
+                     writer=writer()).run()
 
 
 cli_flags.define(
@@ -121,7 +135,8 @@ def transfer() -> str:
   workspace.prepare_output_dir(FLAGS.output_dir)
   runner = TransferRunner(FLAGS.output_dir, ticket, dhp, thp, trhp,
                           prune_only=FLAGS.prune_only,
-                          name=FLAGS.experiment_name, quiet=FLAGS.quiet)
+                          name=FLAGS.experiment_name, quiet=FLAGS.quiet,
+                          writer=writer())
   return runner.run()
 
 
@@ -137,7 +152,7 @@ def grid() -> str:
       cli_flags.from_flags(TrainingHparams),
       cli_flags.from_flags(PruningHparams), cli_flags.from_flags(LotteryHparams),
       cli_flags.from_flags(TransferHparams), cli_flags.from_flags(_GridHparams),
-      quiet=FLAGS.quiet)
+      quiet=FLAGS.quiet, writer=writer())
   workspace.prepare_output_dir(FLAGS.output_dir)
   return runner.run()
 

@@ -24,6 +24,11 @@ for _cls in (ScoreHparams, DietHparams, LMCHparams):
   cli_flags.define_from(_cls)
 
 
+def _writer():
+  from lottery_tf.cli import commands  # pylint: disable=g-import-not-at-top
+  return commands.writer()
+
+
 def _task_flags():
   return (cli_flags.from_flags(DatasetHparams),
           cli_flags.from_flags(ModelHparams),
@@ -44,7 +49,7 @@ def score() -> str:
   workspace.prepare_output_dir(FLAGS.output_dir)
   desc = descriptions.Score(dhp, mhp, thp, shp, name=FLAGS.experiment_name)
   return scores.compute(desc.directory(FLAGS.output_dir), task, shp,
-                        quiet=FLAGS.quiet)
+                        quiet=FLAGS.quiet, writer=_writer())
 
 
 def diet() -> str:
@@ -71,7 +76,7 @@ def diet() -> str:
       dhp, mhp, thp, php, lhp, shp,
       name=FLAGS.experiment_name).directory(FLAGS.output_dir)
   path = study.run(study_dir, FLAGS.output_dir, task, php, lhp, shp, dihp,
-                   quiet=FLAGS.quiet)
+                   quiet=FLAGS.quiet, writer=_writer())
   for line in study.comparison_lines(path):
     print(line)
   return path
@@ -170,7 +175,8 @@ def lmc() -> str:
       barrier_threshold=lhp.barrier_threshold, name=FLAGS.experiment_name)
   return instability.run(desc.directory(FLAGS.output_dir), task, start,
                          points=lhp.interpolation_points,
-                         threshold=lhp.barrier_threshold, quiet=FLAGS.quiet)
+                         threshold=lhp.barrier_threshold, quiet=FLAGS.quiet,
+                         writer=_writer())
 
 
 _TASK = (DatasetHparams, ModelHparams, TrainingHparams)

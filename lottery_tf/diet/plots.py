@@ -2,20 +2,21 @@
 import numpy as np
 
 from lottery_tf import data
-from lottery_tf.foundations import figures
+from lottery_tf.foundations import figures, store
 
 
 def _pyplot():
   return figures.pyplot()
 
 
-def _save(fig, path: str) -> None:
+def _save(fig, path: str, writer: store.Writer) -> None:
   fig.tight_layout()
-  figures.save_figure(fig, path, dpi=110)
+  figures.save_figure(fig, path, writer, dpi=110)
 
 
 def histogram(scores: np.ndarray, labels: np.ndarray, path: str,
-              score: str = "el2n", title: str = "") -> None:
+              score: str = "el2n", title: str = "",
+              writer: store.Writer = store.LOCAL) -> None:
   """All scores, and per class as outlines."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -31,11 +32,12 @@ def histogram(scores: np.ndarray, labels: np.ndarray, path: str,
   ax.set_ylabel("training examples")
   ax.set_title(title, fontsize=8)
   ax.legend(fontsize=6, ncol=2)
-  _save(fig, path)
+  _save(fig, path, writer)
 
 
 def easy_hard_grid(dhp, scores: np.ndarray, labels: np.ndarray, path: str,
-                   score: str = "el2n", per_side: int = 16) -> None:
+                   score: str = "el2n", per_side: int = 16,
+                   writer: store.Writer = store.LOCAL) -> None:
   """The ``per_side`` easiest (lowest score) and hardest training examples."""
   n = len(scores)
   per_side = min(per_side, n)
@@ -72,4 +74,4 @@ def easy_hard_grid(dhp, scores: np.ndarray, labels: np.ndarray, path: str,
         -0.15, 1.35, f"{name} ({score})", transform=axes[side *
                                                           rows_per_side][0].transAxes,
         fontsize=8, fontweight="bold")
-  _save(fig, path)
+  _save(fig, path, writer)

@@ -60,7 +60,8 @@ def _indexing(dhp: DatasetHparams) -> dict:
 
 
 def compute(exp_dir: str, task, shp, *, quiet: bool = False,
-            log: Callable[[str], None] = print) -> str:
+            log: Callable[[str], None] = print,
+            writer: store.Writer = store.LOCAL) -> str:
   """Trains and scores the ensemble (skipping finished members).
 
   Returns the path of summary.json; scores.npz is beside it.
@@ -74,17 +75,17 @@ def compute(exp_dir: str, task, shp, *, quiet: bool = False,
   steps = task.steps(shp.score_steps, "--score_steps")
   n = task.info.num_examples["train"]
   began = time.time()
-  members = _members(exp_dir, task, shp, steps, n, quiet, log)
+  members = _members(exp_dir, task, shp, steps, n, quiet, log, writer)
   labels = _common_labels(exp_dir, members)
   member_scores = np.stack([r["scores"] for r in members]).astype(np.float32)
   scores = member_scores.mean(axis=0)
   meta = _meta(task, shp, members, n, steps)
-  store.write_npz(os.path.join(exp_dir, SCORES_FILE), {
+  writer.write_npz(os.path.join(exp_dir, SCORES_FILE), {
       "scores": scores, "member_scores": member_scores,
       "labels": labels.astype(np.int32), "meta": np.array(json.dumps(meta))})
-  _plot(exp_dir, task.dhp, shp, scores, labels)
+  _plot(exp_dir, task.dhp, shp, scores, labels, writer)
   summary = _summary(exp_dir, shp, meta, members, scores, labels, n, began)
-  store.write_json(summary_path, summary)
+  writer.write_json(summary_path, summary)
   quantiles = summary["quantiles"]
   log(f"{shp.score} scores of {n} {task.info.name} training examples, "
       f"{len(members)} networks x {steps} steps: median "
@@ -118,7 +119,7 @@ def _scorer(task) -> _Scorer:
 
 
 def _members(exp_dir: str, task, shp, steps: int, n: int, quiet: bool,
-             log: Callable[[str], None]) -> List[dict]:
+             log: Callable[[str], None], writer: store.Writer) -> List[dict]:
   """Every member's record: read if saved, else trained, scored and saved.
 
   The model is built only once a member needs training.
@@ -127,12 +128,12 @@ def _members(exp_dir: str, task, shp, steps: int, n: int, quiet: bool,
   for m in range(shp.ensemble_size):
     path = os.path.join(exp_dir, "members", f"member_{m:02d}.npz")
     if fs.exists(path):
-      members.append(store.read_npz(path))
+      members.append(writer.read_npz(path))
       continue
     if scorer is None:
       scorer = _scorer(task)
     record, values = _member(scorer, task, shp, m, steps, n, quiet)
-    store.write_npz(path, record)
+    writer.write_npz(path, record)
     members.append(record)
     log(f"member {m + 1}/{shp.ensemble_size} (seed {int(record['seed'])}): "
         f"{steps} steps, train acc "
@@ -200,14 +201,15 @@ def _meta(task, shp, members: List[dict], n: int, steps: int) -> dict:
 
 
 def _plot(exp_dir: str, dhp: DatasetHparams, shp, scores: np.ndarray,
-          labels: np.ndarray):
+          labels: np.ndarray, writer: store.Writer):
   from lottery_tf.diet import plots  # pylint: disable=g-import-not-at-top
   plots.histogram(scores, labels, os.path.join(exp_dir,
                                                "scores_histogram.png"),
-                  score=shp.score, title=os.path.basename(exp_dir))
+                  score=shp.score, title=os.path.basename(exp_dir),
+                  writer=writer)
   plots.easy_hard_grid(dhp, scores, labels,
                        os.path.join(exp_dir, "examples_easy_hard.png"),
-                       score=shp.score)
+                       score=shp.score, writer=writer)
 
 
 def _summary(exp_dir: str, shp, meta: dict, members: List[dict],

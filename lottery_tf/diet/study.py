@@ -74,12 +74,13 @@ def validate(lhp, dihp) -> None:
 
 
 def run(study_dir: str, output_dir: str, task, php, lhp, shp, dihp, *,
-        quiet: bool = False, log: Callable[[str], None] = print) -> str:
+        quiet: bool = False, log: Callable[[str], None] = print,
+        writer: store.Writer = store.LOCAL) -> str:
   """Runs (or resumes) every arm; returns the path of summary.json."""
   from lottery_tf.diet import pretrain  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery.runner import LotteryRunner  # pylint: disable=g-import-not-at-top
   validate(lhp, dihp)
-  store.write_json(os.path.join(study_dir, "hparams.json"), {
+  writer.write_json(os.path.join(study_dir, "hparams.json"), {
       "hparams": hp_lib.to_json_dict(task.dhp, task.mhp, task.thp, php, lhp,
                                      shp, dihp),
       "seed": task.thp.seed, "versions": provenance.library_versions(),
@@ -92,7 +93,8 @@ def run(study_dir: str, output_dir: str, task, php, lhp, shp, dihp, *,
       score_dir = descriptions.Score(task.dhp, task.mhp, task.thp,
                                      shp).directory(output_dir)
       log(f"scores: {score_dir}")
-      scores_lib.compute(score_dir, task, shp, quiet=quiet, log=log)
+      scores_lib.compute(score_dir, task, shp, quiet=quiet, log=log,
+                         writer=writer)
       scores_path = os.path.join(score_dir, scores_lib.SCORES_FILE)
   # Build every arm's runner first: bad input fails before any training.
   runners = []
@@ -100,10 +102,10 @@ def run(study_dir: str, output_dir: str, task, php, lhp, shp, dihp, *,
     arm_lhp = arm_hparams(lhp, arm, scores_path)
     runners.append((arm, LotteryRunner(
         arm_dir(study_dir, arm), task, php, arm_lhp,
-        rewind_point=pretrain.plan(task, arm_lhp), quiet=quiet,
+        rewind_point=pretrain.plan(task, arm_lhp), writer=writer, quiet=quiet,
         log=lambda line, arm=arm: log(f"[{arm}] {line}"))))
   for arm, runner in runners:
-    store.write_json(os.path.join(runner.exp_dir, ARM_FILE),
+    writer.write_json(os.path.join(runner.exp_dir, ARM_FILE),
                          {"arm": arm, "pretraining":
                           runner.pretraining.to_dict()
                           if runner.pretraining else None,
@@ -111,7 +113,7 @@ def run(study_dir: str, output_dir: str, task, php, lhp, shp, dihp, *,
     began = time.time()
     runner.run()
     log(f"[{arm}] done in {time.time() - began:.0f}s")
-  return write_comparison(study_dir)
+  return write_comparison(study_dir, writer)
 
 
 def _arms_on_disk(study_dir: str) -> List[dict]:
@@ -153,7 +155,8 @@ def _level_rows(arm: dict) -> List[dict]:
   return rows
 
 
-def write_comparison(study_dir: str) -> str:
+def write_comparison(study_dir: str,
+                     writer: store.Writer = store.LOCAL) -> str:
   arms = _arms_on_disk(study_dir)
   rows = []
   per_arm = {}
@@ -182,16 +185,18 @@ def write_comparison(study_dir: str) -> str:
   if fs.exists(hp_path):
     summary["provenance"] = store.read_json(hp_path)
   if rows:
-    store.write_csv(os.path.join(study_dir, "summary.csv"), rows,
+    writer.write_csv(os.path.join(study_dir, "summary.csv"), rows,
                         first=("arm", "density", "level"))
     plot_comparison(rows, os.path.join(study_dir, "comparison.png"),
-                    title=os.path.basename(study_dir.rstrip("/")))
+                    title=os.path.basename(study_dir.rstrip("/")),
+                    writer=writer)
   path = os.path.join(study_dir, "summary.json")
-  store.write_json(path, summary)
+  writer.write_json(path, summary)
   return path
 
 
-def plot_comparison(rows: List[dict], path: str, title: str = "") -> None:
+def plot_comparison(rows: List[dict], path: str, title: str = "",
+                    writer: store.Writer = store.LOCAL) -> None:
   """Accuracy, instability and connected examples vs weights remaining."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   plt = figures.pyplot()
@@ -230,7 +235,7 @@ def plot_comparison(rows: List[dict], path: str, title: str = "") -> None:
   axes[0].legend(fontsize=8, title="pre-training data", title_fontsize=8)
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  figures.save_figure(fig, path, dpi=110)
+  figures.save_figure(fig, path, writer, dpi=110)
 
 
 def comparison_lines(study_path: str) -> List[str]:

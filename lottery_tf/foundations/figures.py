@@ -19,13 +19,15 @@ def pyplot():
   return plt
 
 
-def save_figure(fig, path: str, **savefig_kwargs) -> None:
-  """Saves a matplotlib figure atomically (format from the extension), closes it."""
+def save_figure(fig, path: str, writer: store.Writer = store.LOCAL,
+                **savefig_kwargs) -> None:
+  """Saves a matplotlib figure atomically (format from the extension), closes
+  it; ``writer`` says where this process writes."""
   plt = pyplot()
   fmt = os.path.splitext(path)[1].lstrip(".") or "png"
   try:
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, **savefig_kwargs)
-    store.write_bytes(path, buf.getvalue())
+    writer.write_bytes(path, buf.getvalue())
   finally:
     plt.close(fig)

@@ -25,47 +25,6 @@ from lottery_tf.errors import DamagedFile
 from lottery_tf.foundations import fs
 
 
-# Multi-worker training: the workers other than the chief write what they
-# write under ``root`` to ``scratch`` instead (see ``redirect_writes``).
-_REDIRECT = None
-
-
-def redirect_writes(root: str, scratch: str) -> None:
-  """From now on, writes to paths under ``root`` go under ``scratch``.
-
-  For the non-chief workers of a multi-worker run: they run the same code
-  as the chief (training, evaluation and saving are collective) but must not
-  write its results. What they read back prefers their own copy
-  (:func:`readable`); whether something is done is read from ``root``, the
-  chief's files.
-  """
-  global _REDIRECT
-  _REDIRECT = (fs.abspath(root).rstrip("/"), fs.abspath(scratch).rstrip("/"))
-
-
-def writable(path: str) -> str:
-  """Where this process writes ``path`` (itself, unless redirected)."""
-  if _REDIRECT is None:
-    return path
-  root, scratch = _REDIRECT
-  full = fs.abspath(path)
-  if full == scratch or full.startswith(scratch + "/"):
-    return path
-  if full == root or full.startswith(root + "/"):
-    return scratch + full[len(root):]
-  return path
-
-
-def readable(path: str) -> str:
-  """This process's own copy of ``path`` if it wrote one, else ``path``."""
-  own = writable(path)
-  return own if own != path and fs.exists(own) else path
-
-
-def is_redirected() -> bool:
-  return _REDIRECT is not None
-
-
 @contextlib.contextmanager
 def atomic_path(path: str):
   """Yields a temporary path beside ``path``; renames it into place on success.
@@ -74,7 +33,6 @@ def atomic_path(path: str):
   that takes a URL); a local one is fsynced and gets the usual umask
   permissions.
   """
-  path = writable(path)
   if fs.is_url(path):
     directory, base = path.rsplit("/", 1)
     fs.makedirs(directory)
@@ -144,7 +102,7 @@ def write_csv(path: str, rows: List[Dict[str, Any]], first=()) -> None:
 
 def read_json(path: str) -> Any:
   """The JSON in ``path``; DamagedFile (a UserError) if it does not parse."""
-  data = fs.read_bytes(readable(path))
+  data = fs.read_bytes(path)
   if not data.strip():
     raise DamagedFile(path, "empty")
   try:
@@ -165,7 +123,7 @@ def read_npz(path: str) -> Dict[str, np.ndarray]:
   DamagedFile (a UserError) if it is truncated, not an npz, or holds object
   (or other non-numeric) arrays.
   """
-  data = fs.read_bytes(readable(path))
+  data = fs.read_bytes(path)
   if not data:
     raise DamagedFile(path, "empty")
   try:
@@ -186,14 +144,15 @@ def read_npz(path: str) -> Dict[str, np.ndarray]:
   return out
 
 
-def intact(path: str, read=None, log=None) -> bool:
+def intact(path: str, read=None, log=None, mine: bool = True) -> bool:
   """Whether ``path`` is there and reads back whole.
 
   A damaged file is renamed to ``NAME.damaged`` (kept, not deleted: nothing
   is lost) and reported through ``log``; the caller recomputes it. ``read``:
   :func:`read_json` (the default for ``.json``) or :func:`read_npz`.
+  ``mine``: this process wrote it (else a damaged file is left alone).
   """
-  if not fs.exists(readable(path)):
+  if not fs.exists(path):
     return False
   if read is None:
     read = read_npz if path.endswith(".npz") else read_json
@@ -201,7 +160,7 @@ def intact(path: str, read=None, log=None) -> bool:
     read(path)
     return True
   except DamagedFile as e:
-    if readable(path) != writable(path):
+    if not mine:
       return False  # Another process's file (the chief's): not ours to move.
     aside = set_aside(path)
     if log is not None:
@@ -212,7 +171,7 @@ def intact(path: str, read=None, log=None) -> bool:
 
 def set_aside(path: str) -> str:
   """Renames a damaged file to ``NAME.damaged`` (``.damaged.2``, ...)."""
-  own = readable(path)
+  own = path
   target = own + ".damaged"
   n = 1
   while fs.exists(target):
@@ -228,3 +187,72 @@ def sha256_file(path: str) -> str:
     for chunk in iter(lambda: f.read(1 << 20), b""):
       h.update(chunk)
   return h.hexdigest()
+
+
+class Writer:
+  """Where this process writes its results, and which copy it reads back.
+
+  Every process writes where it is told (:data:`LOCAL`), except the workers
+  of a multi-worker run other than the chief: they run the same code as the
+  chief (training, evaluation and saving are collective) but must not write
+  its results, so a ``Writer(root, scratch)`` sends what they write under
+  ``root`` to ``scratch``; what they read back prefers their own copy, and
+  whether something is done is read from ``root``, the chief's files.
+  Runners are handed one (the CLI makes it); nothing here is global.
+  """
+
+  def __init__(self, root: str = "", scratch: str = ""):
+    self.root = fs.abspath(root).rstrip("/") if root else ""
+    self.scratch = fs.abspath(scratch).rstrip("/") if scratch else ""
+
+  @property
+  def redirected(self) -> bool:
+    return bool(self.root)
+
+  def path(self, path: str) -> str:
+    """Where this process writes ``path`` (itself, unless redirected)."""
+    if not self.root:
+      return path
+    full = fs.abspath(path)
+    if full == self.scratch or full.startswith(self.scratch + "/"):
+      return path
+    if full == self.root or full.startswith(self.root + "/"):
+      return self.scratch + full[len(self.root):]
+    return path
+
+  def readable(self, path: str) -> str:
+    """This process's own copy of ``path`` if it wrote one, else ``path``."""
+    own = self.path(path)
+    return own if own != path and fs.exists(own) else path
+
+  def write_bytes(self, path: str, data: bytes) -> None:
+    write_bytes(self.path(path), data)
+
+  def write_json(self, path: str, obj: Any) -> None:
+    write_json(self.path(path), obj)
+
+  def write_csv(self, path: str, rows, first=()) -> None:
+    write_csv(self.path(path), rows, first=first)
+
+  def write_npz(self, path: str, arrays: Dict[str, np.ndarray]) -> None:
+    write_npz(self.path(path), arrays)
+
+  def read_json(self, path: str) -> Any:
+    return read_json(self.readable(path))
+
+  def read_npz(self, path: str) -> Dict[str, np.ndarray]:
+    return read_npz(self.readable(path))
+
+  def exists(self, path: str) -> bool:
+    return fs.exists(self.readable(path))
+
+  def intact(self, path: str, log=None) -> bool:
+    own = self.readable(path)
+    return intact(own, log=log, mine=own == self.path(path))
+
+  def set_aside(self, path: str) -> str:
+    return set_aside(self.readable(path))
+
+
+#: The writer of every process but a multi-worker run's non-chief workers.
+LOCAL = Writer()

@@ -8,7 +8,8 @@ from lottery_tf.lottery.task import Task, validate  # noqa: F401
 from lottery_tf import training
 
 
-def run(exp_dir: str, dhp, mhp, thp, *, quiet: bool = False) -> str:
+def run(exp_dir: str, dhp, mhp, thp, *, quiet: bool = False,
+        writer: store.Writer = store.LOCAL) -> str:
   metrics_path = os.path.join(exp_dir, "metrics.json")
   if fs.exists(metrics_path):
     print(f"already finished: {metrics_path}")
@@ -38,7 +39,7 @@ def run(exp_dir: str, dhp, mhp, thp, *, quiet: bool = False) -> str:
       "wall_seconds": time.time() - began,
       "metrics": metrics,
   }
-  store.write_json(metrics_path, summary)
+  writer.write_json(metrics_path, summary)
   print(f"dense {mhp.model} on {dhp.dataset}: "
         + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
         + f" ({result.ms_per_step:.2f} ms/step)")

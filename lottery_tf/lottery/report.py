@@ -2,52 +2,51 @@
 import os
 from typing import List
 
-from lottery_tf.foundations import fs
+from lottery_tf import paths
 from lottery_tf.foundations import figures, store
 from lottery_tf.errors import DamagedFile
 
-RUNS = ("ticket", "reinit", "random_mask")
+#: Line styles of the built-in runs; any other branch gets the next colour.
+STYLES = {"ticket": ("o-", "C0"), "reinit": ("s--", "C3"),
+          "random_mask": ("^:", "C2")}
 
 
-def _metrics(exp_dir: str, level: int, run: str):
-  d = os.path.join(exp_dir, f"level_{level:02d}")
-  path = os.path.join(d, "metrics.json") if run == "ticket" else os.path.join(
-      d, run, "metrics.json")
-  return _read(path)
+def _metrics(exp_dir: str, level: int, run: str, writer: store.Writer):
+  return _read(paths.metrics(paths.run(exp_dir, level, run)), writer)
 
 
-def _read(path: str):
+def _read(path: str, writer: store.Writer):
   """A run's metrics; None while it is missing or damaged (the runner
   recomputes a damaged one when its level comes)."""
-  if not fs.exists(path):
+  if not writer.exists(path):
     return None
   try:
-    return store.read_json(path)
+    return writer.read_json(path)
   except DamagedFile:
     return None
 
 
-def _lmc(exp_dir: str, level: int):
-  path = os.path.join(exp_dir, f"level_{level:02d}", "lmc", "metrics.json")
-  return _read(path)
+def _lmc(exp_dir: str, level: int, writer: store.Writer):
+  return _read(paths.metrics(paths.run(exp_dir, level, "lmc")), writer)
 
 
 def _split(metrics: dict) -> str:
   return "validation" if "validation_accuracy" in metrics else "test"
 
 
-def rows(exp_dir: str, levels: int, controls: List[str]) -> List[dict]:
+def rows(exp_dir: str, levels: int, controls: List[str],
+         writer: store.Writer = store.LOCAL) -> List[dict]:
   """One row per (level, run) that has finished."""
   out = []
   for level in range(levels + 1):
-    for run in ("ticket", *controls):
-      m = _metrics(exp_dir, level, run)
+    for run in (paths.TICKET_RUN, *controls):
+      m = _metrics(exp_dir, level, run, writer)
       if m is None:
         continue
       row = {"level": level, "run": run, "density": m["density"],
              "steps": m["steps"], "ms_per_step": m["ms_per_step"]}
       row.update(m["metrics"])
-      lmc = _lmc(exp_dir, level) if run == "ticket" else None
+      lmc = _lmc(exp_dir, level, writer) if run == paths.TICKET_RUN else None
       if lmc is not None:  # --lmc_every_level (Frankle et al. 2020)
         row["instability"] = lmc["instability"]
         row["connected_fraction"] = lmc["connected_fraction"]
@@ -55,8 +54,9 @@ def rows(exp_dir: str, levels: int, controls: List[str]) -> List[dict]:
   return out
 
 
-def level_line(exp_dir: str, level: int, controls: List[str]) -> str:
-  t = _metrics(exp_dir, level, "ticket")
+def level_line(exp_dir: str, level: int, controls: List[str],
+               writer: store.Writer = store.LOCAL) -> str:
+  t = _metrics(exp_dir, level, paths.TICKET_RUN, writer)
   if t is None:
     return f"level {level:02d}: not run"
   parts = [f"level {level:02d}", f"density {100 * t['density']:6.2f}%",
@@ -65,12 +65,12 @@ def level_line(exp_dir: str, level: int, controls: List[str]) -> str:
     parts.append(f"val acc {100 * t['metrics']['validation_accuracy']:.2f}%")
   ctl = []
   for c in controls if level else ():
-    m = _metrics(exp_dir, level, c)
+    m = _metrics(exp_dir, level, c, writer)
     if m is not None:
       ctl.append(f"{c} {100 * m['metrics']['test_accuracy']:.2f}%")
   if ctl:
     parts.append("(" + ", ".join(ctl) + ")")
-  lmc = _lmc(exp_dir, level)
+  lmc = _lmc(exp_dir, level, writer)
   if lmc is not None:
     parts.append(f"instability {100 * lmc['instability']:.2f}%")
   parts.append(f"{t['ms_per_step']:.2f} ms/step")
@@ -78,41 +78,42 @@ def level_line(exp_dir: str, level: int, controls: List[str]) -> str:
   return "  ".join(parts)
 
 
-def write_summary(exp_dir: str, levels: int, controls: List[str]) -> List[dict]:
+def write_summary(exp_dir: str, levels: int, controls: List[str],
+                  writer: store.Writer = store.LOCAL) -> List[dict]:
   """Rewrites summary.json, summary.csv and accuracy_vs_density.png."""
-  table = rows(exp_dir, levels, controls)
+  table = rows(exp_dir, levels, controls, writer)
   hparams = None
-  hp_path = os.path.join(exp_dir, "hparams.json")
-  if fs.exists(hp_path):
-    hparams = store.read_json(hp_path)
-  store.write_json(os.path.join(exp_dir, "summary.json"),
-                       {"rows": table, "provenance": hparams})
+  hp_path = paths.hparams(exp_dir)
+  if writer.exists(hp_path):
+    hparams = writer.read_json(hp_path)
+  writer.write_json(paths.summary(exp_dir),
+                    {"rows": table, "provenance": hparams})
   if table:
-    store.write_csv(os.path.join(exp_dir, "summary.csv"), table,
-                        first=("density", "level", "run"))
+    writer.write_csv(os.path.join(exp_dir, paths.SUMMARY_CSV), table,
+                     first=("density", "level", "run"))
     plot_accuracy_vs_density(
-        table, os.path.join(exp_dir, "accuracy_vs_density.png"),
-        title=os.path.basename(exp_dir.rstrip("/")))
+        table, os.path.join(exp_dir, paths.PLOT),
+        title=os.path.basename(exp_dir.rstrip("/")), writer=writer)
   return table
 
 
 def plot_accuracy_vs_density(table: List[dict], path: str, title: str = "",
-                             metric: str = "test_accuracy") -> None:
+                             metric: str = "test_accuracy",
+                             writer: store.Writer = store.LOCAL) -> None:
   """Accuracy vs fraction of weights remaining (log x), one line per run."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   plt = figures.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   dense = [r for r in table if r["level"] == 0 and r["run"] == "ticket"]
-  styles = {"ticket": ("o-", "C0"), "reinit": ("s--", "C3"),
-            "random_mask": ("^:", "C2")}
-  for run in RUNS:
+  runs = list(dict.fromkeys(["ticket", *(r["run"] for r in table)]))
+  for i, run in enumerate(runs):
     pts = sorted(((r["density"], r[metric]) for r in table
                   if r["run"] == run or (run != "ticket" and r in dense)),
                  reverse=True)
     if len(pts) < (2 if run != "ticket" else 1):
       continue
-    style, color = styles[run]
+    style, color = STYLES.get(run, ("d-.", f"C{4 + i}"))
     ax.plot([100 * p[0] for p in pts], [100 * p[1] for p in pts], style,
             color=color, label=run.replace("_", " "))
   ax.set_xscale("log")
@@ -129,4 +130,4 @@ def plot_accuracy_vs_density(table: List[dict], path: str, title: str = "",
   ax.grid(True, which="both", alpha=0.3)
   ax.legend()
   fig.tight_layout()
-  figures.save_figure(fig, path, dpi=120)
+  figures.save_figure(fig, path, writer, dpi=120)

@@ -18,7 +18,7 @@ Under --strategy=multi_worker every worker runs this same code in lockstep
 experiment directory. The other workers decide what is done from the
 chief's files and write their own masks and rewind weights, and their
 checkpoints and SavedModels (which must be saved by every worker), to a
-scratch directory (``store.redirect_writes``: ``OUTPUT_DIR/.worker_<i>/``
+scratch directory (the runner's ``store.Writer``: ``OUTPUT_DIR/.worker_<i>/``
 from the CLI, else ``.worker_<i>/`` inside the experiment); the SavedModels
 are deleted at once, and no metrics are written there.
 """
@@ -65,6 +65,7 @@ class LotteryRunner(branch_lib.Trainer):
 
   def __init__(self, exp_dir: str, task: Task, php, lhp: LotteryHparams, *,
                rewind_point: Optional[RewindPoint] = None,
+               writer: Optional[store.Writer] = None,
                quiet: bool = False, log=print, save_tickets: bool = True):
     php.validate()
     lhp.validate()
@@ -102,9 +103,10 @@ class LotteryRunner(branch_lib.Trainer):
       self.rewind_step = max(self.rewind_step, self.pretrain_step)
     strategy = distribute.setup(task.thp)
     self.is_chief = distribute.is_chief(strategy)
-    if not self.is_chief and not store.is_redirected():
-      # (The CLI redirects the whole output directory already.)
-      store.redirect_writes(exp_dir, os.path.join(
+    self.writer = writer or store.LOCAL
+    if not self.is_chief and not self.writer.redirected:
+      # (The CLI hands in one for the whole output directory.)
+      self.writer = store.Writer(exp_dir, os.path.join(
           exp_dir, f".worker_{distribute.worker_index(strategy)}"))
     if php.output_fraction() is not None or php.conv_fraction() is not None:
       # A layer rate with no layer to act on, before anything is written. In
@@ -138,16 +140,16 @@ class LotteryRunner(branch_lib.Trainer):
 
   def _write_json(self, path: str, payload) -> None:
     if self.is_chief:
-      store.write_json(path, payload)
+      self.writer.write_json(path, payload)
 
   def write_npz(self, path: str, arrays) -> None:
-    store.write_npz(path, arrays)
+    self.writer.write_npz(path, arrays)
 
   def _save_model(self, path: str, save) -> None:
     """``save(dir)``: every worker must save (collective); only the chief keeps it."""
-    save(path)
+    save(self.writer.path(path))
     if not self.is_chief:
-      fs.rmtree(store.writable(path))
+      fs.rmtree(self.writer.path(path))
 
   def _branches_at(self, level: int):
     return [b for b in self.branches if level > 0 or b.at_level_0]
@@ -162,7 +164,7 @@ class LotteryRunner(branch_lib.Trainer):
   # recomputed from the last good state; nothing outside its level changes.
 
   def _intact(self, path: str) -> bool:
-    return store.intact(path, log=self.log)
+    return self.writer.intact(path, log=self.log)
 
   def _ticket_done(self, level: int) -> bool:
     """The level's ticket trained: its metrics.json, its next_mask.npz and
@@ -172,14 +174,14 @@ class LotteryRunner(branch_lib.Trainer):
     d = paths.level(self.exp_dir, level)
     done = self._intact(paths.metrics(d))
     next_mask = paths.next_mask(self.exp_dir, level)
-    if fs.exists(store.readable(next_mask)):
+    if self.writer.exists(next_mask):
       done = self._intact(next_mask) and done
-    elif fs.exists(store.readable(next_mask + ".damaged")):
+    elif self.writer.exists(next_mask + ".damaged"):
       done = False  # Set aside just now (by _level_done).
     else:
       # Experiments from before next_mask.npz: the next level's mask.npz.
-      done = done and fs.exists(store.readable(
-          paths.mask(paths.level(self.exp_dir, level + 1))))
+      done = done and self.writer.exists(
+          paths.mask(paths.level(self.exp_dir, level + 1)))
     if level == 0:
       done = self._intact(paths.rewind(self.exp_dir)) and done
     return done
@@ -223,7 +225,7 @@ class LotteryRunner(branch_lib.Trainer):
 
   def rewind_weights(self) -> Dict[str, np.ndarray]:
     if self._rewind_weights is None:
-      self._rewind_weights = store.read_npz(paths.rewind(self.exp_dir))
+      self._rewind_weights = self.writer.read_npz(paths.rewind(self.exp_dir))
     return self._rewind_weights
 
   def _checkpoint(self, run_dir: Optional[str]):
@@ -232,7 +234,7 @@ class LotteryRunner(branch_lib.Trainer):
     directory = checkpoint_lib.directory_of(run_dir)
     return checkpoint_lib.MidRunCheckpoint(
         directory, self.task.thp.checkpoint_every,
-        write_directory=store.writable(directory))
+        write_directory=self.writer.path(directory))
 
   def train(self, weights, masks, *, start: int, seed: int,
             data_seed: Optional[int] = None, run_dir: Optional[str] = None,
@@ -262,7 +264,7 @@ class LotteryRunner(branch_lib.Trainer):
       self.log(f"resuming from the checkpoint at step {resumed}")
       if rewind_cb is not None and resumed > rewind_cb.rewind_step:
         # Taken before the cut: it is on disk.
-        rewind_cb.weights = store.read_npz(rewind_cb.path)
+        rewind_cb.weights = self.writer.read_npz(rewind_cb.path)
     callbacks = [cb for cb in (rewind_cb, ckpt) if cb is not None]
     result = training.fit(
         train_model, task.train_data(data_seed),
@@ -302,18 +304,18 @@ class LotteryRunner(branch_lib.Trainer):
     # Where this process writes it: a worker other than the chief keeps its
     # own copy (from its own next_mask.npz) whether or not the chief, which
     # may be ahead, has written the level's already.
-    if fs.exists(store.writable(own)):
+    if fs.exists(self.writer.path(own)):
       try:
-        masks = store.read_npz(own)
+        masks = self.writer.read_npz(own)
         self._check_masks(own, masks)
         return masks
       except DamagedFile as e:
-        aside = store.set_aside(own)
+        aside = self.writer.set_aside(own)
         self.log(f"{own} is damaged ({e.reason}): kept as "
                  f"{os.path.basename(aside)}, taking the mask again from "
                  f"level {level - 1:02d}")
-    masks = store.read_npz(paths.next_mask(self.exp_dir, level - 1))
-    store.write_npz(own, masks)
+    masks = self.writer.read_npz(paths.next_mask(self.exp_dir, level - 1))
+    self.writer.write_npz(own, masks)
     return masks
 
   def _check_masks(self, path: str, masks: Dict[str, np.ndarray]) -> None:
@@ -341,7 +343,7 @@ class LotteryRunner(branch_lib.Trainer):
     for b in self._branches_at(level):
       self._run_branch(level, b, trained)
     path = paths.metrics(d)
-    return store.read_json(path) if fs.exists(path) else None
+    return self.writer.read_json(path) if fs.exists(path) else None
 
   def _run_ticket(self, level: int) -> Optional[Dict[str, np.ndarray]]:
     """Trains the level's ticket, writes its files (metrics.json last);
@@ -356,11 +358,12 @@ class LotteryRunner(branch_lib.Trainer):
       start, weights = 0, self._init_weights
       if self.pretraining is not None and self.pretraining.separate:
         start, weights = self.pretrain_step, self._pretrain(masks)
-      cb = RewindCallback(self.rewind_step, paths.rewind(self.exp_dir))
+      cb = RewindCallback(self.rewind_step,
+                          self.writer.path(paths.rewind(self.exp_dir)))
       out = self.train(weights, masks, start=start, seed=seed, rewind_cb=cb,
                        run_dir=d)
       self._rewind_weights = rewind_weights = cb.weights
-      store.write_npz(paths.mask(d), masks)
+      self.writer.write_npz(paths.mask(d), masks)
     else:
       start = self.rewind_step
       rewind_weights = self.rewind_weights()
@@ -386,7 +389,7 @@ class LotteryRunner(branch_lib.Trainer):
     # in this level's directory, so none exists beyond the last level.
     # From the trained weights, identical on every replica and worker.
     next_masks = pruning.prune(model, masks, self.php)
-    store.write_npz(paths.next_mask(self.exp_dir, level), next_masks)
+    self.writer.write_npz(paths.next_mask(self.exp_dir, level), next_masks)
     if self.save_tickets:
       self._save_ticket(paths.ticket(self.exp_dir, level), level, masks,
                         rewind_weights, out)
@@ -415,14 +418,14 @@ class LotteryRunner(branch_lib.Trainer):
                rewind_step=self.rewind_step, **self.provenance())
     if not self.is_chief:
       return
-    b.save(d, out, store.write_json)
+    b.save(d, out, self.writer.write_json)
     self._clear_checkpoint(d)
     extra = b.level_summary(out)
     if extra is not None:
       level_path = paths.metrics(paths.level(self.exp_dir, level))
-      row = store.read_json(level_path)
+      row = self.writer.read_json(level_path)
       row[b.name] = extra
-      store.write_json(level_path, row)
+      self.writer.write_json(level_path, row)
 
   def _clear_checkpoint(self, run_dir: str) -> None:
     ckpt = self._checkpoint(run_dir)
@@ -434,14 +437,14 @@ class LotteryRunner(branch_lib.Trainer):
     d = paths.pretrain(self.exp_dir)
     weights_path = os.path.join(d, paths.WEIGHTS)
     if self._intact(paths.metrics(d)) and self._intact(weights_path):
-      return store.read_npz(weights_path)
+      return self.writer.read_npz(weights_path)
     model, _ = self._session()
     load_weights(model, self._init_weights)
     pruning.set_masks(model, masks)
     weights, record = self.pretraining.train(
         model, self.task, eval_data=self._eval_data, quiet=self.quiet,
         ckpt=self._checkpoint(d))
-    store.write_npz(weights_path, weights)
+    self.writer.write_npz(weights_path, weights)
     self._write_json(paths.metrics(d), record)
     self._clear_checkpoint(d)
     acc = record.get("metrics", {}).get("test_accuracy")
@@ -488,7 +491,7 @@ class LotteryRunner(branch_lib.Trainer):
         self.log(f"worker {distribute.worker_index()}: level {level:02d} done"
                  + (f", test acc {100 * acc:.2f}%" if acc else ""))
         continue
-      line = report.level_line(self.exp_dir, level, runs)
+      line = report.level_line(self.exp_dir, level, runs, self.writer)
       self.log(("(done) " if done else "") + line)
-      report.write_summary(self.exp_dir, self.lhp.levels, runs)
+      report.write_summary(self.exp_dir, self.lhp.levels, runs, self.writer)
     return paths.summary(self.exp_dir)

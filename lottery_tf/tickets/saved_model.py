@@ -90,7 +90,6 @@ def atomic_dir(path: str, write) -> None:
   checks; a level's ``trained/`` counts only once the level's metrics.json
   (written after it) exists.
   """
-  path = store.writable(path)
   if fs.is_url(path):
     fs.rmtree(path)
     fs.makedirs(path)

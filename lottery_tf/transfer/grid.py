@@ -121,7 +121,8 @@ class GridRunner:
   def __init__(self, output_dir: str, base_dhp: DatasetHparams,
                mhp: ModelHparams, thp: TrainingHparams, php: PruningHparams,
                lhp: LotteryHparams, trhp: TransferHparams, ghp: GridHparams,
-               *, quiet: bool = False, log=print):
+               *, quiet: bool = False, log=print,
+               writer: store.Writer = store.LOCAL):
     ghp.validate(lhp.levels)
     php.validate()
     lhp.validate()
@@ -130,7 +131,7 @@ class GridRunner:
     self.base_dhp, self.mhp, self.thp = base_dhp, mhp, thp
     self.php, self.trhp, self.ghp = php, trhp, ghp
     self.lhp = lhp.replace(controls="")
-    self.quiet, self.log = quiet, log
+    self.quiet, self.log, self.writer = quiet, log, writer
     self.sources = parse_datasets(ghp.sources, "sources")
     self.targets = parse_datasets(ghp.targets, "targets")
     # The sources' finds' flags, before any work.
@@ -148,7 +149,8 @@ class GridRunner:
     runner = descriptions.Find.of(
         task.dhp, task.mhp, task.thp, self.php, self.lhp).runner(
             self.output_dir, task, quiet=self.quiet,
-            log=lambda line: self.log(f"[{label(spec)} {optimizer}] " + line))
+            log=lambda line: self.log(f"[{label(spec)} {optimizer}] " + line),
+            writer=self.writer)
     runner.run()
     return runner.exp_dir
 
@@ -175,19 +177,20 @@ class GridRunner:
         cell.training(self.thp, self.ghp),
         self.trhp.replace(transfer_controls=cell.controls),
         prune_only=self.php.prune_only, quiet=self.quiet,
-        name=cell.name(self.mhp.model), log=lambda line: None)
-    summary = store.read_json(runner.run())
+        name=cell.name(self.mhp.model), log=lambda line: None,
+        writer=self.writer)
+    summary = self.writer.read_json(runner.run())
     records = cell.records(summary)
     self.log(cell.describe(summary["runs"]["transfer"]))
     return records
 
   def _write(self, rows: List[dict], levels: List[int]) -> None:
-    store.write_csv(os.path.join(self.exp_dir, "grid.csv"), rows,
-                        first=tuple(rows[0]))
+    self.writer.write_csv(os.path.join(self.exp_dir, "grid.csv"), rows,
+                          first=tuple(rows[0]))
     heat_level = levels[-1] if self.ghp.heatmap_level < 0 else \
         self.ghp.heatmap_level
-    plots = plot_grid(rows, self.exp_dir, heat_level)
-    store.write_json(os.path.join(self.exp_dir, "grid.json"), {
+    plots = plot_grid(rows, self.exp_dir, heat_level, self.writer)
+    self.writer.write_json(os.path.join(self.exp_dir, "grid.json"), {
         "rows": rows, "comparison": compare(rows), "plots": plots, "heatmap_level": heat_level,
         "hparams": self.description.hparams_dict(),
         "versions": provenance.library_versions()})
@@ -259,20 +262,21 @@ def format_table(rows: List[dict]) -> str:
   return "\n".join(lines)
 
 
-def plot_grid(rows: List[dict], out_dir: str, heat_level: int) -> List[str]:
+def plot_grid(rows: List[dict], out_dir: str, heat_level: int,
+              writer: store.Writer = store.LOCAL) -> List[str]:
   """One accuracy-vs-density plot per target, and the heatmap."""
   figures.pyplot()  # the backend, before any figure
-  paths = [_plot_target(rows, target, to, out_dir) for target, to in
+  paths = [_plot_target(rows, target, to, out_dir, writer) for target, to in
            sorted({(r["target"], r["target_optimizer"]) for r in rows})]
   heat = [r for r in rows
           if r["kind"] == "transfer" and r["level"] == heat_level]
   if heat:
-    paths.append(_plot_heatmap(heat, out_dir, heat_level))
+    paths.append(_plot_heatmap(heat, out_dir, heat_level, writer))
   return paths
 
 
-def _plot_target(rows: List[dict], target: str, to: str, out_dir: str
-                 ) -> str:
+def _plot_target(rows: List[dict], target: str, to: str, out_dir: str,
+                 writer: store.Writer) -> str:
   """Accuracy vs density on one target (optimizer): each source's tickets,
   the controls and the dense network."""
   plt = figures.pyplot()
@@ -296,7 +300,7 @@ def _plot_target(rows: List[dict], target: str, to: str, out_dir: str
   ax.legend(fontsize=8)
   fig.tight_layout()
   path = os.path.join(out_dir, f"transfer_to_{_safe(target)}_{to}.png")
-  figures.save_figure(fig, path, dpi=120)
+  figures.save_figure(fig, path, writer, dpi=120)
   return path
 
 
@@ -347,7 +351,8 @@ def _density_axis(ax, mine: List[dict]) -> None:
   ax.set_xlabel("weights remaining (%)")
 
 
-def _plot_heatmap(heat: List[dict], out_dir: str, heat_level: int) -> str:
+def _plot_heatmap(heat: List[dict], out_dir: str, heat_level: int,
+                  writer: store.Writer) -> str:
   """Source (optimizer) x target (optimizer) transfer accuracy at one level."""
   plt = figures.pyplot()
   srcs, tgts, grid = _heat_grid(heat)
@@ -367,7 +372,7 @@ def _plot_heatmap(heat: List[dict], out_dir: str, heat_level: int) -> str:
   fig.colorbar(im, ax=ax, fraction=0.046)
   fig.tight_layout()
   path = os.path.join(out_dir, f"heatmap_level{heat_level:02d}.png")
-  figures.save_figure(fig, path, dpi=120)
+  figures.save_figure(fig, path, writer, dpi=120)
   return path
 
 

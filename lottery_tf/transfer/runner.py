@@ -225,9 +225,10 @@ class TransferRunner:
   def __init__(self, output_dir: str, ticket: tickets.Ticket,
                dhp: DatasetHparams, thp: TrainingHparams, trhp: TransferHparams,
                *, prune_only: str = "", name: str = "", quiet: bool = False,
-               log=print):
+               log=print, writer: store.Writer = store.LOCAL):
     trhp.validate()
     PruningHparams(prune_only=prune_only).check()
+    self.writer = writer
     self.ticket = ticket
     self.trhp = trhp
     self.prune_only = prune_only
@@ -262,7 +263,7 @@ class TransferRunner:
   def _run_once(self, kind: str) -> dict:
     path = paths.metrics(os.path.join(self.exp_dir, kind))
     if fs.exists(path):
-      return store.read_json(path)
+      return self.writer.read_json(path)
     began = time.time()
     seed = self.task.thp.seed
     training.set_seed(seed)
@@ -288,7 +289,7 @@ class TransferRunner:
                num_classes=self.task.info.num_classes,
                classifier_units=classifier(model).units,
                **self.provenance())
-    store.write_json(path, out)
+    self.writer.write_json(path, out)
     return out
 
   def own_find(self, with_dense_only: bool = False) -> LotteryRunner:
@@ -300,7 +301,8 @@ class TransferRunner:
                          controls="")
     return descriptions.Find.of(
         self.task.dhp, self.task.mhp, self.task.thp, php, lhp).runner(
-            self.output_dir, self.task, quiet=self.quiet, log=self.log)
+            self.output_dir, self.task, quiet=self.quiet, log=self.log,
+            writer=self.writer)
 
   def run(self) -> str:
     with workspace.experiment_lock(self.exp_dir):
@@ -322,7 +324,7 @@ class TransferRunner:
       # to freeze); recorded as such beside the frozen runs.
       for kind, lvl in (("own_ticket", level), ("dense", 0)):
         if kind in controls:
-          m = store.read_json(paths.metrics(paths.level(runner.exp_dir,
+          m = self.writer.read_json(paths.metrics(paths.level(runner.exp_dir,
                                                             lvl)))
           m["experiment"] = runner.exp_dir
           m.setdefault("trained_layers", "all")
@@ -330,7 +332,7 @@ class TransferRunner:
           summary["runs"][kind] = m
     summary["provenance"] = self.provenance()
     path = os.path.join(self.exp_dir, "transfer.json")
-    store.write_json(path, summary)
+    self.writer.write_json(path, summary)
     parts = [f"{k} {100 * v['metrics']['test_accuracy']:.2f}% "
              f"(density {100 * v['density']:.1f}%)"
              for k, v in summary["runs"].items()]
