@@ -51,7 +51,8 @@ def test_a_runner_handed_a_writer_writes_only_through_it(tmp_path):
       DatasetHparams(dataset="digits"), ModelHparams("lenet_300_100"),
       TrainingHparams(lr=0.05, batch_size=128, training_steps="12it"),
       PruningHparams(pruning_fraction=0.5),
-      LotteryHparams(levels=1, controls="random_mask"))
+      LotteryHparams(levels=1, controls="random_mask,lmc",
+                     interpolation_points=3))
   runner = desc.runner(out, writer=store.Writer(out, scratch), quiet=True,
                        log=lambda line: None)
   runner.run()
@@ -63,5 +64,6 @@ def test_a_runner_handed_a_writer_writes_only_through_it(tmp_path):
   for must in (paths.HPARAMS, paths.REWIND, "level_00/metrics.json",
                "level_01/mask.npz", "level_01/random_mask/mask.npz",
                "level_01/random_mask/metrics.json",
+               "level_01/lmc/metrics.json", "level_01/lmc/path.png",
                "level_01/ticket/assets/ticket.json", paths.SUMMARY):
     assert os.path.join(exp, must) in inside, must

@@ -418,7 +418,7 @@ class LotteryRunner(branch_lib.Trainer):
                rewind_step=self.rewind_step, **self.provenance())
     if not self.is_chief:
       return
-    b.save(d, out, self.writer.write_json)
+    b.save(d, out, self.writer)
     self._clear_checkpoint(d)
     extra = b.level_summary(out)
     if extra is not None:

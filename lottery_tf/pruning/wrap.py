@@ -17,6 +17,7 @@ from lottery_tf._keras import keras
 from lottery_tf.errors import UserError
 from lottery_tf.pruning.hparams import PruningHparams
 from lottery_tf.pruning.schedule import OneShotSchedule
+from lottery_tf.training.model import pruned_weights
 
 from tensorflow_model_optimization.python.core.sparsity.keras import (
     prune_registry, pruning_wrapper)
@@ -125,10 +126,10 @@ def wrappers(model: keras.Model) -> Dict[str, pruning_wrapper.PruneLowMagnitude]
       if name in out:
         raise UserError(f"two pruned layers are named {name!r} in model "
                         f"{model.name!r}")
-      if len(layer.pruning_vars) != 1:
+      if len(pruned_weights(layer)) != 1:
         raise UserError(
-            f"layer {name!r} has {len(layer.pruning_vars)} prunable weights; "
-            "lottery_tf keys one mask per layer")
+            f"layer {name!r} has {len(pruned_weights(layer))} prunable "
+            "weights; lottery_tf keys one mask per layer")
       out[name] = layer
   return out
 
@@ -220,7 +221,7 @@ def strip(model: keras.Model) -> keras.Model:
     if is_wrapper(layer):
       inner = layer.layer
       values = [v.numpy() for v in inner.weights]
-      for weight, mask, _ in layer.pruning_vars:
+      for weight, mask in pruned_weights(layer):
         i = next(i for i, v in enumerate(inner.weights) if v is weight)
         values[i] = values[i] * mask.numpy().astype(values[i].dtype)
       by_name[inner.name].set_weights(values)

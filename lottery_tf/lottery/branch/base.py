@@ -90,9 +90,10 @@ class Branch:
     """Trains what the branch trains; returns its metrics (a JSON dict)."""
     raise NotImplementedError
 
-  def save(self, directory: str, metrics: dict, write_json) -> None:
-    """Writes the branch's results; ``metrics.json`` last (marks it done)."""
-    write_json(paths.metrics(directory), metrics)
+  def save(self, directory: str, metrics: dict, writer) -> None:
+    """Writes the branch's results through ``writer`` (a store.Writer);
+    ``metrics.json`` last (it marks the branch done)."""
+    writer.write_json(paths.metrics(directory), metrics)
 
   def level_summary(self, metrics: dict) -> Optional[dict]:
     """What to add to the level's own metrics.json under ``name`` (None:

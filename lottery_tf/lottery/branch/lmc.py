@@ -52,12 +52,12 @@ class LinearModeConnectivity(Branch):
     self._arrays[level.directory] = arrays
     return summary
 
-  def save(self, directory: str, metrics: dict, write_json) -> None:
+  def save(self, directory: str, metrics: dict, writer) -> None:
     from lottery_tf.analysis import lmc  # pylint: disable=g-import-not-at-top
-    del write_json  # lmc.save writes its arrays, plot and metrics.json.
+    # Its per-example arrays and plot, then metrics.json.
     lmc.save(directory, metrics, self._arrays.pop(directory),
              title=f"level {metrics['level']}, density "
-             f"{100 * metrics['density']:.2f}%")
+             f"{100 * metrics['density']:.2f}%", writer=writer)
 
   def level_summary(self, metrics: dict) -> dict:
     return {k: metrics[k] for k in SUMMARY_KEYS}
