@@ -59,6 +59,8 @@ def test_declared_choices_and_intervals_drive_the_flags_and_the_checks():
   for cls in _all_groups():
     for f in dataclasses.fields(cls):
       md, flag = f.metadata, flags.FLAGS[f.name]
+      # A comma list is an absl list flag (items split and stripped there).
+      assert isinstance(flag.parser, flags.ListParser) == md["many"], f.name
       if md["choices"] is not None:
         declared += 1
         enum = not md["many"] and all(md["choices"])
@@ -72,6 +74,9 @@ def test_declared_choices_and_intervals_drive_the_flags_and_the_checks():
       if md["interval"]:
         declared += 1
         assert md["interval"] in flag.help, f.name
+        # ... and the flag's bounds: absl refuses a value outside as it
+        # parses (the CLI turns that into exit 2 naming the flag).
+        assert flag.validators, f.name
         lo = float(md["interval"][1:-1].split(",")[0])
         below = lo - 1 if md["interval"][0] == "[" else lo
         if below in md["also"]:  # -1 = "off" beside [0, ...)

@@ -11,7 +11,7 @@ from typing import Dict, Tuple
 from absl import flags
 
 from lottery_tf.errors import UserError
-from lottery_tf.foundations.hparams import show_choices
+from lottery_tf.foundations.hparams import check_field, show_choices
 
 FLAGS = flags.FLAGS
 
@@ -53,21 +53,49 @@ def _help(f: dataclasses.Field, enum: bool) -> str:
   return text
 
 
+def _is_list(f: dataclasses.Field) -> bool:
+  return bool(f.metadata.get("many"))
+
+
+def _in_interval(f: dataclasses.Field):
+  """absl's bounds for the field's declared interval (open or closed ends,
+  and the ``also`` values outside it): a validator run as flags parse."""
+  def check(value) -> bool:
+    try:
+      check_field(f, value)
+    except UserError as e:
+      raise flags.ValidationError(str(e).split(": ", 1)[1]) from None
+    return True
+  return check
+
+
 def define_from(cls) -> None:
   """One flag per field of an hparam dataclass: its type, help, choices and
-  interval from the field's declaration (hparams.field). A single choice
-  among non-empty names is an absl enum (absl refuses other values and lists
-  them in the help); the rest are checked by the group's ``check``."""
+  interval from the field's declaration (hparams.field).
+
+  A single choice among non-empty names is an absl enum (absl refuses other
+  values and lists them in the help); a ``many`` field is an absl list
+  (``DEFINE_list``: items split at commas and stripped, handed to the
+  hparams joined by commas); a declared interval is the flag's bounds (a
+  validator absl runs as it parses, so a value outside them exits 2 before
+  anything runs). Every declaration is also checked by the group's
+  ``check``, for hparams built without flags.
+  """
   hints = typing.get_type_hints(cls)
   for f in dataclasses.fields(cls):
     choices = f.metadata.get("choices")
-    if choices and not f.metadata.get("many") and all(choices):
+    if _is_list(f):
+      define(flags.DEFINE_list, f.name, f.default, _help(f, False), cls.group)
+    elif choices and all(choices):
       define(lambda name, default, text, c=choices: flags.DEFINE_enum(
           name, default, list(c), text), f.name, f.default, _help(f, True),
              cls.group)
-      continue
-    define(_DEFINERS[hints[f.name]], f.name, f.default, _help(f, False),
-           cls.group)
+    else:
+      define(_DEFINERS[hints[f.name]], f.name, f.default, _help(f, False),
+             cls.group)
+    if f.metadata.get("interval"):
+      flags.register_validator(f.name, _in_interval(f),
+                               message=f"must be in {f.metadata['interval']}")
 
 
 def names_of(*sources) -> Tuple[str, ...]:
@@ -120,7 +148,10 @@ def help_for(command: str, summary: str, allowed) -> str:
 
 def from_flags(cls, **overrides):
   """The hparam dataclass filled from the parsed flags."""
-  values = {f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(cls)}
+  values = {}
+  for f in dataclasses.fields(cls):
+    value = getattr(FLAGS, f.name)
+    values[f.name] = ",".join(value) if _is_list(f) else value
   values.update(overrides)
   return cls(**values)
 

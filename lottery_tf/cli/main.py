@@ -4,6 +4,7 @@ Bad input of any kind ends with exit status 2 and one line on stderr that
 names the flag or file; a Python traceback means a bug in lottery_tf.
 """
 import os
+import re
 import sys
 
 # Keras 2 must be chosen before anything imports tensorflow.
@@ -57,6 +58,12 @@ def _parse(argv):
     message = str(e)
     if message.startswith("ERROR::"):
       message = message[len("ERROR::"):].strip()
+    # A declared interval's validator (cli.flags): "flag --x=v: must be in
+    # [0, inf), got v" -> "--x: must be ...", the first if several.
+    bounds = re.match(r"flag --(\w+)=.*?: (--\1: )?(.*)",
+                      message.split("\n")[0])
+    if bounds:
+      message = f"--{bounds.group(1)}: {bounds.group(3)}"
     if message.startswith("Unable to open flagfile"):
       message = ("--flagfile: cannot open it: " + message.split(":", 1)[1]
                  .strip() + "; `lottery_tf presets` lists the presets")

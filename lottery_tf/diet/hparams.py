@@ -43,7 +43,7 @@ class DietHparams(Hparams):
       "comma-separated: `init` (no pre-training: IMP rewinds to step 0), "
       "`full` (pre-training on all the data) and --pretrain_subset specs "
       "(`random:N`, `easy:N`, `hard:N`); each arm is an IMP run of its own.",
-      affects_results=False)
+      affects_results=False, many=True)
 
   def arm_list(self):
     return split_list(self.diet_arms)

@@ -30,10 +30,12 @@ def field(default, help: str, affects_results: bool = True, *,  # pylint: disabl
           interval: str = "", also: Tuple = (), **kw):
   """A dataclass field with the help text its CLI flag will show.
 
-  The value's constraints are declared here, once: ``choices`` (with
-  ``many``, a comma-separated list of them), ``interval`` (``"(0, 1)"``,
-  ``"[0, inf)"``; ``also``: values allowed outside it, e.g. -1 for "off").
-  They drive the flag's type (an enum), its help and :meth:`Hparams.check`.
+  The value's constraints are declared here, once: ``many`` (a
+  comma-separated list, held as one string), ``choices`` (of the value, or
+  with ``many`` of each item), ``interval`` (``"(0, 1)"``, ``"[0, inf)"``;
+  ``also``: values allowed outside it, e.g. -1 for "off"). They drive the
+  flag's type (``DEFINE_enum``, ``DEFINE_list``) and bounds
+  (lottery_tf.cli.flags), its help and :meth:`Hparams.check`.
   """
   return dataclasses.field(
       default=default,

@@ -26,7 +26,7 @@ class LotteryHparams(Hparams):
       "weights), `lmc` (the instability, as --lmc_every_level), or any "
       "branch registered in lottery_tf.lottery.branch (`lottery_tf list`); "
       "empty for none.",
-      affects_results=False)
+      affects_results=False, many=True)
   # Tickets on a data diet (Paul et al. 2022): the rewind point is the dense
   # network pre-trained t steps on a subset of the data.
   pretrain_steps: str = field(

@@ -50,7 +50,7 @@ class PruningHparams(Hparams):
       "", "Comma-separated names of layers never pruned (left unwrapped) and "
       "not counted in the pool --pruning_fraction applies to, e.g. `logits` "
       "(open_lth leaves it unpruned for LeNet and VGG, but counts it; see "
-      "--pruning_fraction).")
+      "--pruning_fraction).", many=True)
   prune_only: str = field(
       "", choices=PRUNE_ONLY, help="`conv` prunes only convolutional layers (Mehta 2019); empty prunes "
       "convolutional and dense layers.")

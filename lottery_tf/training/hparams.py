@@ -32,7 +32,8 @@ class TrainingHparams(Hparams):
   lr_schedule: str = field(
       "constant", choices=("constant", "step"), help= "`constant` or `step` (multiply by --gamma at --milestones).")
   milestones: str = field(
-      "", "Comma-separated durations for the step schedule, e.g. `80ep,120ep`.")
+      "", "Comma-separated durations for the step schedule, e.g. `80ep,120ep`.",
+      many=True)
   gamma: float = field(0.1, "Step-schedule factor.", interval="(0, 1]")
   warmup_steps: str = field(
       "0it", "Linear lr warm-up from 0, as a duration (`5ep`, `500it`).")

@@ -79,7 +79,8 @@ class GridHparams(Hparams):
   adam_lr: float = field(3e-4, "grid: learning rate of the `adam` recipe.",
                          interval="(0, inf)")
   transfer_levels: str = field(
-      "", "grid: comma-separated levels to transfer (empty: 1..--levels).")
+      "", "grid: comma-separated levels to transfer (empty: 1..--levels).",
+      many=True)
   replicates: int = field(
       1, "grid: seeds per transfer and random ticket; the table reports mean "
       "and standard deviation.", interval="[1, inf)")
