@@ -40,6 +40,21 @@ def run_cli_in_process(argv):
   return code, out.getvalue(), err.getvalue()
 
 
+def run_in_one_process(cwd, cases, timeout=900):
+  """[(exit status, stderr)] of ``lottery_tf ARGV`` for each ARGV in
+  ``cases``, all in one fresh process (bad_input_driver.py: TensorFlow
+  starts once) run in ``cwd``."""
+  import json  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "tests", "bad_input_driver.py"),
+       json.dumps(cases)],
+      cwd=str(cwd), capture_output=True, text=True, env=clean_env(),
+      timeout=timeout)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture
 def cli(tmp_path):
   """Runs ``lottery_tf ARGS`` in a subprocess; returns CompletedProcess."""

@@ -4,15 +4,29 @@ import os
 
 import pytest
 
-# Each bad input, the words its single stderr line must contain.
-BAD_INPUTS = [
+from conftest import run_in_one_process
+
+# Through the installed entry point, one process each (`python -m
+# lottery_tf.cli.main`, as `lottery_tf` runs): the words its single stderr
+# line must contain.
+ENTRY_POINT = [
     ([], "no command"),
     (["frobnicate"], "unknown command"),
     (["train", "extra"], "unexpected argument"),
+    (["train", "--lr=abc"], "--lr"),
+    # A strategy is set up once per process: these get one each.
+    (["find", "--strategy=multi_worker"], "TF_CONFIG"),
+    (["find", "--strategy=tpu"], "--tpu"),
+    (["find", "--strategy=mirrored", "--cpu_devices=2", "--batch_size=65"],
+     "--batch_size"),
+]
+
+# The same contract for many more, in one process (bad_input_driver.py runs
+# each through the CLI's own parse-and-run path: TensorFlow starts once).
+BAD_INPUTS = [
     (["train", "--dataset=nope"], "--dataset"),
     (["train", "--model=nope"], "--model"),
     (["train", "--lr=-1"], "--lr"),
-    (["train", "--lr=abc"], "--lr"),
     (["train", "--batch_size=0"], "--batch_size"),
     (["train", "--batch_size=-5"], "--batch_size"),
     (["train", "--training_steps=10"], "--training_steps"),
@@ -28,13 +42,9 @@ BAD_INPUTS = [
     (["train", "--output_dir=afile"], "--output_dir"),
     (["train", "--output_dir=afile/sub"], "--output_dir"),
     (["find", "--strategy=horovod"], "--strategy"),
-    (["find", "--strategy=multi_worker"], "TF_CONFIG"),
     (["find", "--mixed_precision=fp8"], "--mixed_precision"),
     (["find", "--checkpoint_every=-1"], "--checkpoint_every"),
     (["find", "--cpu_devices=-2"], "--cpu_devices"),
-    (["find", "--strategy=mirrored", "--cpu_devices=2", "--batch_size=65"],
-     "--batch_size"),
-    (["find", "--strategy=tpu"], "--tpu"),
     (["train", "--preprocessing=inception"], "--preprocessing"),
     # A layer's own rate is refused when that layer is not pruned, never
     # moved to another layer.
@@ -52,8 +62,8 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("args,words", BAD_INPUTS,
-                         ids=[" ".join(a) or "none" for a, _ in BAD_INPUTS])
+@pytest.mark.parametrize("args,words", ENTRY_POINT,
+                         ids=[" ".join(a) or "none" for a, _ in ENTRY_POINT])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, words):
   (tmp_path / "afile").write_text("not a directory")
   proc = cli(*args, "--quiet")
@@ -63,6 +73,28 @@ def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, words):
   for word in (words,) if isinstance(words, str) else words:
     assert word in lines[0], lines[0]
   assert "Traceback" not in proc.stderr
+  # Nothing that looks like a result was written.
+  assert not (tmp_path / "runs").exists() or not any(
+      (tmp_path / "runs").rglob("metrics.json"))
+
+
+def _wrong(cases, results):
+  """The cases whose result is not exit 2 with one line holding the words."""
+  wrong = []
+  for (args, words), (code, err) in zip(cases, results):
+    lines = err.strip().splitlines()
+    words = (words,) if isinstance(words, str) else words
+    if (code != 2 or len(lines) != 1 or "Traceback" in err
+        or not all(w in lines[0] for w in words)):
+      wrong.append((args, code, err.strip()[-500:]))
+  return wrong
+
+
+def test_many_bad_inputs_exit_2_with_one_line(tmp_path):
+  (tmp_path / "afile").write_text("not a directory")
+  results = run_in_one_process(tmp_path, [[*a, "--quiet"] for a, _ in BAD_INPUTS])
+  assert len(results) == len(BAD_INPUTS)
+  assert not _wrong(BAD_INPUTS, results)
   # Nothing that looks like a result was written.
   assert not (tmp_path / "runs").exists() or not any(
       (tmp_path / "runs").rglob("metrics.json"))
@@ -135,27 +167,13 @@ BAD_VALUES = [
 
 
 def test_bad_values_exit_2_with_one_line_before_any_work(tmp_path):
-  import json  # pylint: disable=g-import-not-at-top
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  from conftest import clean_env  # pylint: disable=g-import-not-at-top
   (tmp_path / "afile").write_text("not a directory")
   (tmp_path / "latin1.cfg").write_bytes("--lr=0.1 # caf\xe9\n".encode(
       "latin-1"))
   (tmp_path / "loop.cfg").write_text("--lr=0.1\n--flagfile=loop.cfg\n")
-  cases = [[*args, "--quiet", "--output_dir=runs"] for args, _ in BAD_VALUES]
-  proc = subprocess.run(
-      [sys.executable, os.path.join(os.path.dirname(__file__),
-                                    "bad_input_driver.py"), json.dumps(cases)],
-      cwd=str(tmp_path), capture_output=True, text=True, env=clean_env(),
-      timeout=600)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  results = json.loads(proc.stdout.strip().splitlines()[-1])
-  for (args, words), (code, err) in zip(BAD_VALUES, results):
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, (args, code, err[-1500:])
-    for word in (words,) if isinstance(words, str) else words:
-      assert word in lines[0], (args, lines[0])
+  results = run_in_one_process(tmp_path, [[*args, "--quiet", "--output_dir=runs"]
+                                   for args, _ in BAD_VALUES], timeout=600)
+  assert not _wrong(BAD_VALUES, results)
   # Nothing written: at most the (empty) --output_dir itself.
   assert not (tmp_path / "runs").exists() or not any(
       (tmp_path / "runs").iterdir())
@@ -204,47 +222,36 @@ def _generated_bad_values():
 
 
 def test_every_numeric_and_enumerated_flag_refuses_a_bad_value(tmp_path):
-  import json  # pylint: disable=g-import-not-at-top
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  from conftest import clean_env  # pylint: disable=g-import-not-at-top
   cases = _generated_bad_values()
   assert len(cases) > 40
-  proc = subprocess.run(
-      [sys.executable, os.path.join(os.path.dirname(__file__),
-                                    "bad_input_driver.py"),
-       json.dumps([[*c, "--quiet", "--output_dir=runs"] for c in cases])],
-      cwd=str(tmp_path), capture_output=True, text=True, env=clean_env(),
-      timeout=900)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  results = json.loads(proc.stdout.strip().splitlines()[-1])
-  wrong = []
-  for argv, (code, err) in zip(cases, results):
-    flag = [a for a in argv if a.startswith("--") and (
-        "nan" in a or "-99999999999" in a or "no_such_choice" in a)][0]
-    flag = flag.split("=")[0]
-    lines = err.strip().splitlines()
-    if code != 2 or len(lines) != 1 or flag not in lines[0]:
-      wrong.append((argv, code, err.strip()[-300:]))
-  assert not wrong, wrong
+  results = run_in_one_process(tmp_path, [[*c, "--quiet", "--output_dir=runs"]
+                                   for c in cases])
+  # Each line names the flag given the bad value.
+  expected = [(argv, [a for a in argv if a.startswith("--") and (
+      "nan" in a or "-99999999999" in a or "no_such_choice" in a)][0]
+               .split("=")[0]) for argv in cases]
+  assert not _wrong(expected, results)
 
 
 # -- each command its own flags ------------------------------------------------
 
 
-@pytest.mark.parametrize("argv,flag", [
+NOT_ITS_FLAG = [
     (["export", "--lr=5", "--sources=foo"], "--lr"),
     (["train", "--pruning_fraction=0.5"], "--pruning_fraction"),
     (["grid", "--experiment_name=x", "--sources=digits", "--targets=digits"],
      "--experiment_name"),
     (["list", "--lr=1"], "--lr"),
-])
-def test_a_flag_the_command_does_not_use_is_refused(cli, tmp_path, argv, flag):
-  proc = cli(*argv)
-  assert proc.returncode == 2, (proc.stdout, proc.stderr)
-  assert proc.stderr.strip() == (
-      f"lottery_tf: error: {flag}: not a flag of `{argv[0]}` (`lottery_tf "
-      f"{argv[0]} --help` lists its flags)")
+]
+
+
+def test_a_flag_the_command_does_not_use_is_refused(tmp_path):
+  results = run_in_one_process(tmp_path, [argv for argv, _ in NOT_ITS_FLAG])
+  for (argv, flag), (code, err) in zip(NOT_ITS_FLAG, results):
+    assert code == 2, (argv, err)
+    assert err.strip() == (
+        f"lottery_tf: error: {flag}: not a flag of `{argv[0]}` (`lottery_tf "
+        f"{argv[0]} --help` lists its flags)")
   assert not (tmp_path / "runs").exists()
 
 

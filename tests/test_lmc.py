@@ -215,11 +215,13 @@ def test_lmc_command_from_init_and_its_bad_input(cli, tmp_path):
   again = cli("lmc", "--lmc_from=init", *FLAGS, "--training_steps=1ep",
               "--interpolation_points=3", "--output_dir=out")
   assert again.returncode == 0 and "already finished" in again.stdout
-  for args, flag in ((["--lmc_from=ticket", "--ticket=nothing_here"],
-                       "--ticket"),
-                      (["--barrier_threshold=20"], "--barrier_threshold"),
-                      (["--lmc_from=middle"], "--lmc_from")):
-    bad = cli("lmc", *args, "--quiet")
-    assert bad.returncode == 2
-    assert len(bad.stderr.strip().splitlines()) == 1
-    assert flag in bad.stderr and "Traceback" not in bad.stderr
+  from conftest import run_in_one_process  # pylint: disable=g-import-not-at-top
+  cases = ((["--lmc_from=ticket", "--ticket=nothing_here"], "--ticket"),
+           (["--barrier_threshold=20"], "--barrier_threshold"),
+           (["--lmc_from=middle"], "--lmc_from"))
+  results = run_in_one_process(tmp_path, [["lmc", *args, "--quiet"]
+                                          for args, _ in cases])
+  for (args, flag), (code, err) in zip(cases, results):
+    assert code == 2, (args, err)
+    assert len(err.strip().splitlines()) == 1
+    assert flag in err and "Traceback" not in err

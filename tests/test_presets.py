@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, clean_env
+from conftest import REPO, clean_env, run_in_one_process
 
 NAMES = sorted(os.path.basename(p)[:-4]
                for p in glob.glob(os.path.join(REPO, "flags", "*.cfg")))
@@ -46,17 +46,18 @@ def test_preset_by_name_from_another_directory(cli, tmp_path):
     assert again.returncode == 0, again.stderr
 
 
-def test_missing_preset_or_flagfile_is_one_line(cli):
-  for args, words in (
+def test_missing_preset_or_flagfile_is_one_line(tmp_path):
+  cases = (
       (["--preset=nope"], "--preset: 'nope' is neither a file nor a preset"),
       (["--flagfile=missing.cfg"], "--flagfile: 'missing.cfg'"),
       (["--flagfile=some/dir/missing.cfg"], "--flagfile: cannot open"),
-      (["--preset"], "--preset: needs a value")):
-    proc = cli("find", *args)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], proc.stderr
-    assert "ERROR::" not in proc.stderr and "Traceback" not in proc.stderr
+      (["--preset"], "--preset: needs a value"))
+  results = run_in_one_process(tmp_path, [["find", *a] for a, _ in cases])
+  for (args, words), (code, err) in zip(cases, results):
+    assert code == 2, (args, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], err
+    assert "ERROR::" not in err and "Traceback" not in err
     assert "lottery_tf presets" in lines[0]
 
 

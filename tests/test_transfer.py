@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from conftest import run_in_one_process
 from lottery_tf import data, pruning, tickets
 from lottery_tf.foundations import store
 from lottery_tf.errors import UserError
@@ -189,7 +190,7 @@ def test_controls_reuse_the_targets_own_find(ticket_paths, tmp_path):
                                        "metrics.json")) == mtime
 
 
-def test_bad_transfers_exit_2_with_one_line(ticket_paths, tmp_path, cli):
+def test_bad_transfers_exit_2_with_one_line(ticket_paths, tmp_path):
   good = ticket_paths["sgd"]
   tampered = str(tmp_path / "tampered")
   shutil.copytree(good, tampered)
@@ -207,11 +208,13 @@ def test_bad_transfers_exit_2_with_one_line(ticket_paths, tmp_path, cli):
       (["--ticket=" + good, "--dataset=digits", "--head=cnn"], "--head"),
       (["--ticket=" + good, "--dataset=digits", "--model=vgg19"], "--model"),
   ]
-  for args, words in cases:
-    proc = cli("transfer", *args, "--quiet", f"--output_dir={tmp_path}/out")
-    assert proc.returncode == 2, (args, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], (args, proc.stderr)
+  results = run_in_one_process(tmp_path, [
+      ["transfer", *args, "--quiet", f"--output_dir={tmp_path}/out"]
+      for args, _ in cases])
+  for (args, words), (code, err) in zip(cases, results):
+    assert code == 2, (args, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], (args, err)
   with pytest.raises(UserError, match="ticket.json was modified"):
     tickets.load(tampered)
 
