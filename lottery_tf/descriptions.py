@@ -21,7 +21,8 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 from lottery_tf.foundations import fs
 from lottery_tf.errors import UserError
 from lottery_tf.data.hparams import DatasetHparams
-from lottery_tf.foundations.hparams import Hparams, digest
+from lottery_tf.foundations import hparams
+from lottery_tf.foundations.hparams import Hparams
 from lottery_tf.models.hparams import ModelHparams
 from lottery_tf.training.hparams import TrainingHparams
 
@@ -50,12 +51,12 @@ class Description:
 
   def fields(self) -> Dict[str, Dict[str, Any]]:
     """group -> its result-changing, non-default fields."""
-    return {g.group: g.result_fields() for g in self.groups() if g is not None}
+    return hparams.result_fields(*self.groups())
 
   @property
   def hash(self) -> str:
-    return digest({**self.fields(),
-                   "extra": {"command": self.command, **self.extra()}})
+    return hparams.digest(hparams.payload(
+        self.fields(), extra={"command": self.command, **self.extra()}))
 
   @property
   def dirname(self) -> str:
@@ -166,10 +167,10 @@ class Find(Description):
   def runner(self, output_dir: str, task=None, **kwargs):
     """The LotteryRunner of this experiment, with its rewind point (a
     pre-training phase on a data diet) when --pretrain_steps asks for one.
-    ``kwargs``: quiet, log, save_tickets, writer."""
+    ``kwargs``: quiet, log, save_tickets, writer. (The runner and the
+    plan check the hparams; :meth:`of` already did, before any data.)"""
     from lottery_tf.diet import pretrain  # pylint: disable=g-import-not-at-top
     from lottery_tf.lottery.runner import LotteryRunner  # pylint: disable=g-import-not-at-top
-    self.validate()
     task = task or self.task()
     return LotteryRunner(self.directory(output_dir), task, self.pruning,
                          self.lottery, rewind_point=pretrain.plan(

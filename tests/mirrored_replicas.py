@@ -34,7 +34,7 @@ def main(out_dir):
                          LotteryHparams(levels=1, controls=""), quiet=True,
                          log=lambda *_: None)
   runner.run()
-  model, _ = runner._session()  # pylint: disable=protected-access
+  model = runner.session.model()
   # The session model holds the last level's trained weights and masks.
   masks = np.load(os.path.join(out_dir, "level_01", "mask.npz"))
   for name, wrapper in wrappers(model).items():

@@ -6,13 +6,14 @@ in ``level_NN/<name>/``, the summary carries its rows, and a rerun skips
 it.
 """
 import contextlib
+import csv
 import os
 
 import numpy as np
 import pytest
 
 from lottery_tf import descriptions, paths
-from lottery_tf.foundations import store
+from lottery_tf.foundations import figures, store
 from lottery_tf.errors import UserError
 from lottery_tf.data.hparams import DatasetHparams
 from lottery_tf.models.hparams import ModelHparams
@@ -51,6 +52,28 @@ def registered(cls):
     registry.unregister(cls.name)
 
 
+def _plotted(monkeypatch):
+  """{path: (lines, legend)} of every accuracy-vs-density figure saved from
+  now on, ``lines`` being {label: (x, y)}: what was drawn, read before
+  save_figure closes the figure (a PNG's pixels cannot be asked)."""
+  drawn = {}
+  save = figures.save_figure
+
+  def spy(fig, path, *args, **kwargs):
+    if os.path.basename(path) == paths.PLOT:
+      ax = fig.axes[0]
+      legend = ax.get_legend()
+      drawn[path] = ({line.get_label(): (list(line.get_xdata()),
+                                         list(line.get_ydata()))
+                      for line in ax.get_lines()},
+                     [t.get_text() for t in legend.get_texts()]
+                     if legend else [])
+    save(fig, path, *args, **kwargs)
+
+  monkeypatch.setattr(figures, "save_figure", spy)
+  return drawn
+
+
 def _find(tmp_path, controls, **lottery):
   lhp = LotteryHparams(levels=2, rewind="3it", controls=controls, **lottery)
   desc = descriptions.Find.of(*GROUPS, lhp)
@@ -64,9 +87,11 @@ def test_the_built_in_branches_are_registered():
   assert branch.get("lmc").at_level_0 and not branch.get("reinit").at_level_0
 
 
-def test_a_registered_branch_runs_under_controls_and_resumes(tmp_path):
+def test_a_registered_branch_runs_under_controls_and_resumes(tmp_path,
+                                                            monkeypatch):
   with registered(OtherOrder):
     OtherOrder.calls = []
+    drawn = _plotted(monkeypatch)
     exp = _find(tmp_path, "reinit,other_order")
     assert OtherOrder.calls == [1, 2]  # Not at level 0 (the dense network).
     for level in (1, 2):
@@ -85,6 +110,23 @@ def test_a_registered_branch_runs_under_controls_and_resumes(tmp_path):
     assert sorted((r["level"], r["run"]) for r in rows) == [
         (0, "ticket"), (1, "other_order"), (1, "reinit"), (1, "ticket"),
         (2, "other_order"), (2, "reinit"), (2, "ticket")]
+    with open(os.path.join(exp, paths.SUMMARY_CSV)) as f:
+      table = list(csv.DictReader(f))
+    assert [(int(r["level"]), float(r["test_accuracy"])) for r in table
+            if r["run"] == "other_order"] == [
+                (r["level"], r["test_accuracy"]) for r in rows
+                if r["run"] == "other_order"]
+    # The summary plot draws the branch as a line of its own, through the
+    # dense network (level 0) and its levels, as the built-in controls.
+    lines, legend = drawn[os.path.join(exp, paths.PLOT)]
+    assert list(lines) == legend == ["ticket", "reinit", "other order"]
+    dense = [r for r in rows if r["level"] == 0]
+    for label, run in (("reinit", "reinit"), ("other order", "other_order")):
+      points = sorted(dense + [r for r in rows if r["run"] == run],
+                      key=lambda r: -r["density"])
+      assert np.allclose(lines[label], [
+          [100 * r["density"] for r in points],
+          [100 * r["test_accuracy"] for r in points]]), (label, lines[label])
     # The same command again: nothing trains.
     OtherOrder.calls = []
     assert _find(tmp_path, "reinit,other_order") == exp

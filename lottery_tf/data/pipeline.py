@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from lottery_tf.foundations import fs
+from lottery_tf.foundations import workspace
 from lottery_tf._keras import tf
 from lottery_tf.data import embedded
 from lottery_tf.data import prepare
@@ -107,16 +108,7 @@ def _data_dir(hp: DatasetHparams) -> Optional[str]:
   """``--data_dir``, checked: a directory there or one that can be made."""
   if not hp.data_dir:
     return None
-  path = os.path.expanduser(hp.data_dir)
-  if fs.is_url(path):
-    return path
-  if os.path.exists(path) and not os.path.isdir(path):
-    raise UserError(f"--data_dir: {path} is a file, not a directory")
-  try:
-    os.makedirs(path, exist_ok=True)
-  except OSError as e:
-    raise UserError(f"--data_dir: cannot create {path} ({e.strerror})") from e
-  return path
+  return workspace.prepare_dir(os.path.expanduser(hp.data_dir), "--data_dir")
 
 
 def _builder(spec: registry.DatasetSpec, hp: DatasetHparams):

@@ -68,7 +68,7 @@ class PretrainPlan:
 
   def train(self, model, task, *, eval_data=None, quiet: bool = False,
             ckpt=None) -> Tuple[Dict[str, np.ndarray], dict]:
-    """The phase itself (``lottery.runner.RewindPoint``): :func:`pretrain`."""
+    """The phase itself (``lottery.rewind_point.RewindPoint``): :func:`pretrain`."""
     return pretrain(model, task, self, eval_data=eval_data, quiet=quiet,
                     ckpt=ckpt)
 

@@ -121,19 +121,38 @@ class Hparams:
     self.check()
 
 
-def digest(payload: Dict[str, Any]) -> str:
-  """The 10 hex digits naming an experiment: sha256 of ``payload`` as
-  sorted-key JSON (lottery_tf.descriptions builds the payloads)."""
-  text = json.dumps(payload, sort_keys=True, default=str)
+def result_fields(*groups: Optional[Hparams]) -> Dict[str, Dict[str, Any]]:
+  """Group name -> :meth:`Hparams.result_fields`: what the hparams give an
+  experiment's hash (a description may amend a group's entry)."""
+  return {g.group: g.result_fields() for g in groups if g is not None}
+
+
+def payload(fields: Dict[str, Dict[str, Any]],
+            extra: Optional[dict] = None) -> Dict[str, Any]:
+  """What an experiment's hash digests: the groups' ``fields`` and, under
+  ``"extra"``, what else names it (the command, a source's digest).
+
+  Assembled here only (:func:`experiment_hash` and every
+  ``lottery_tf.descriptions.Description.hash`` call it): a second copy
+  that drifted would silently rename users' experiments.
+  """
+  out = dict(fields)
+  if extra:
+    out["extra"] = extra
+  return out
+
+
+def digest(content: Dict[str, Any]) -> str:
+  """The 10 hex digits naming an experiment: sha256 of a :func:`payload`
+  as sorted-key JSON."""
+  text = json.dumps(content, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def experiment_hash(*groups: Optional[Hparams], extra: Optional[dict] = None) -> str:
+def experiment_hash(*groups: Optional[Hparams],
+                    extra: Optional[dict] = None) -> str:
   """Hash of the result-changing, non-default fields of the given groups."""
-  payload = {g.group: g.result_fields() for g in groups if g is not None}
-  if extra:
-    payload["extra"] = extra
-  return digest(payload)
+  return digest(payload(result_fields(*groups), extra))
 
 
 def to_json_dict(*groups: Optional[Hparams]) -> Dict[str, Dict[str, Any]]:

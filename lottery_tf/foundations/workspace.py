@@ -1,5 +1,5 @@
-"""The output directory: whether it can be used, and one process per
-experiment in it."""
+"""The directories flags name (--output_dir, --export_dir, --data_dir):
+whether they can be used, and one process per experiment in them."""
 import contextlib
 import hashlib
 import os
@@ -7,8 +7,34 @@ import platform
 import tempfile
 from typing import Any, Dict
 
+from lottery_tf._keras import tf
 from lottery_tf.errors import UserError
 from lottery_tf.foundations import fs
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip()
+  return text.splitlines()[0][:200] if text else ""
+
+
+def prepare_dir(path: str, flag: str) -> str:
+  """Makes the local directory ``path`` (and its parents) if missing.
+
+  UserError naming ``flag`` if ``path`` is a file or cannot be made: every
+  directory flag (--output_dir, --export_dir, --data_dir) fails in one line
+  before any work, with the same words. A URL (gs://, ram://) is returned
+  as it is: an object store has no directories to make, and whether one can
+  be used shows only by using it (:func:`prepare_output_dir` writes to it).
+  """
+  if fs.is_url(path):
+    return path
+  try:
+    if fs.exists(path) and not fs.isdir(path):
+      raise UserError(f"{flag}: {path} is a file, not a directory")
+    fs.makedirs(path)
+  except tf.errors.OpError as e:  # "afile/sub", a parent without rights
+    raise UserError(f"{flag}: cannot create {path} ({_first_line(e)})") from e
+  return path
 
 
 def prepare_output_dir(output_dir: str, flag: str = "--output_dir") -> str:
@@ -24,25 +50,20 @@ def prepare_output_dir(output_dir: str, flag: str = "--output_dir") -> str:
         f.write("ok")
       fs.remove(probe)
     except Exception as e:  # pylint: disable=broad-except  (tf.errors, OSError)
-      detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
       raise UserError(f"{flag}: cannot write to {output_dir} "
-                      f"({type(e).__name__}: {detail})") from e
+                      f"({type(e).__name__}: {_first_line(e)})") from e
     return output_dir
-  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-    raise UserError(f"{flag}: {output_dir} exists and is not a directory")
-  try:
-    os.makedirs(output_dir, exist_ok=True)
-  except OSError as e:
-    raise UserError(f"{flag}: cannot create {output_dir}: {e.strerror}") from e
+  prepare_dir(output_dir, flag)
   if not os.access(output_dir, os.W_OK | os.X_OK):
     raise UserError(f"{flag}: {output_dir} is not writable")
-  probe = os.path.join(output_dir, ".lottery_tf_write_test")
+  probe = fs.join(output_dir, ".lottery_tf_write_test")
   try:
-    with open(probe, "w") as f:
+    with fs.open(probe, "w") as f:
       f.write("ok")
-    os.remove(probe)
-  except OSError as e:
-    raise UserError(f"{flag}: {output_dir} is not writable: {e.strerror}") from e
+    fs.remove(probe)
+  except (OSError, tf.errors.OpError) as e:  # A full disk, a read-only mount.
+    raise UserError(
+        f"{flag}: {output_dir} is not writable ({_first_line(e)})") from e
   return output_dir
 
 

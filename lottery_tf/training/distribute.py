@@ -34,8 +34,6 @@ from typing import Optional
 from lottery_tf._keras import tf
 from lottery_tf.errors import UserError
 
-from lottery_tf.training.hparams import STRATEGIES  # noqa: F401  (re-exported)
-
 _STRATEGY: Optional[tf.distribute.Strategy] = None
 _KEY = None
 
@@ -87,6 +85,8 @@ def tf_config() -> dict:
 
 
 def _make(name: str, tpu: str) -> tf.distribute.Strategy:
+  """The strategy ``name``: one of training.hparams.STRATEGIES, as
+  :func:`setup` has checked (:func:`validate`) before calling here."""
   if name == "default":
     return tf.distribute.get_strategy()
   # Physical, not logical: listing logical devices starts the runtime, after
@@ -129,8 +129,6 @@ def _make(name: str, tpu: str) -> tf.distribute.Strategy:
       raise UserError(f"--tpu: no TPU found at {tpu or 'the local machine'} "
                       f"({type(e).__name__}: {detail})") from e
     return tf.distribute.TPUStrategy(resolver)
-  raise UserError(f"--strategy: {name!r} is not one of: "
-                  f"{', '.join(STRATEGIES)}")
 
 
 def validate(thp) -> None:

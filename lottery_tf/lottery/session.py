@@ -1,0 +1,168 @@
+"""One training run of an IMP experiment: the session model every run trains.
+
+Building, compiling and tracing a model costs more than training LeNet for
+an epoch, so the ticket and every branch of every level reuse one compiled
+model. Each run assigns its weights, masks and optimizer state (a fresh
+optimizer, its schedule at the run's start step) explicitly, which makes it
+independent of what ran before it, and a resumed process reproduces an
+uninterrupted one exactly. This is the :class:`~lottery_tf.lottery.branch.
+Trainer` the runner hands its branches.
+"""
+from typing import Callable, Dict, Optional
+
+import numpy as np
+
+from lottery_tf import pruning, training
+from lottery_tf.foundations import store
+from lottery_tf.lottery import branch as branch_lib
+from lottery_tf.lottery.task import Task
+from lottery_tf.training import checkpoint as checkpoint_lib
+from lottery_tf.training import optimizers
+from lottery_tf.training.rewind import RewindCallback, load_weights, snapshot
+
+Weights = Dict[str, np.ndarray]
+
+
+def wrapped_model(task: Task, php, seed: int, float32: bool = False):
+  """The task's model from ``seed``, wrapped for pruning as ``php`` asks."""
+  model = task.build_model(seed=seed, float32=float32)
+  return pruning.wrap(model, layers_to_ignore=php.ignored_layers(),
+                      prune_only=php.prune_only or None)
+
+
+class Session(branch_lib.Trainer):
+  """The one wrapped, compiled model of a process and how a run trains it.
+
+  ``rewind_step``: the lr schedule's boundary every run keeps (the rewind
+  point is taken there); ``read_rewind``: reads the experiment's rewind
+  weights (rewind.npz) when a run asks for them and the session has not
+  taken them itself.
+  """
+
+  def __init__(self, task: Task, php, *, rewind_step: int,
+               read_rewind: Callable[[], Weights],
+               writer: store.Writer = store.LOCAL, quiet: bool = False,
+               log=print):
+    self.task = task
+    self.php = php
+    self.rewind_step = rewind_step
+    self.writer = writer
+    self.quiet = quiet
+    self.log = log
+    self._read_rewind = read_rewind
+    self._rewind = None
+    self._model = None
+    self._train_model = None
+    self.init_weights = None  # The initialisation, from --seed.
+    self.eval_data = None
+
+  def _ensure(self):
+    if self._model is None:
+      training.set_seed(self.task.thp.seed)
+      # Model, wrappers, optimizer and metrics under the strategy's scope.
+      with self.task.scope():
+        self._model = wrapped_model(self.task, self.php, self.task.thp.seed)
+        self._train_model = training.compile_model(
+            self._model, self.task.thp, self.task.steps_per_epoch)
+      self.init_weights = snapshot(self._model)
+      self.eval_data = self.task.eval_data()
+    return self._model, self._train_model
+
+  # -- branch_lib.Trainer -----------------------------------------------------
+
+  def model(self):
+    return self._ensure()[0]
+
+  def weights(self) -> Weights:
+    return snapshot(self.model())
+
+  def fresh_weights(self, seed: int) -> Weights:
+    return snapshot(self.task.build_model(seed=seed))
+
+  def rewind_weights(self) -> Weights:
+    if self._rewind is None:
+      self._rewind = self._read_rewind()
+    return self._rewind
+
+  def set_rewind_weights(self, weights: Weights) -> None:
+    """The rewind point as this process just took it (level 0)."""
+    self._rewind = weights
+
+  def write_npz(self, path: str, arrays: Weights) -> None:
+    self.writer.write_npz(path, arrays)
+
+  def masks(self) -> Weights:
+    """The session model's masks, by pruned layer."""
+    return pruning.get_masks(self.model())
+
+  def load(self, weights: Weights, masks: Weights):
+    """The session model holding ``weights`` under ``masks``; returns it."""
+    model = self.model()
+    load_weights(model, weights)
+    pruning.set_masks(model, masks)
+    return model
+
+  def checkpoint(self, run_dir: Optional[str]):
+    """The run's mid-run checkpoint (--checkpoint_every), or None."""
+    if not self.task.thp.checkpoint_every or run_dir is None:
+      return None
+    directory = checkpoint_lib.directory_of(run_dir)
+    return checkpoint_lib.MidRunCheckpoint(
+        directory, self.task.thp.checkpoint_every,
+        write_directory=self.writer.path(directory))
+
+  def clear_checkpoint(self, run_dir: str) -> None:
+    ckpt = self.checkpoint(run_dir)
+    if ckpt is not None:
+      ckpt.clear()
+
+  def train(self, weights, masks, *, start: int, seed: int,
+            data_seed: Optional[int] = None, run_dir: Optional[str] = None,
+            rewind_cb: Optional[RewindCallback] = None) -> dict:
+    """Trains the session model from ``weights`` under ``masks``.
+
+    With a checkpoint of this run in ``run_dir``, resumes from it (weights,
+    masks and optimizer state as they were at its step).
+    """
+    task = self.task
+    ckpt = self.checkpoint(run_dir)
+    model, train_model = self._ensure()
+    # The global seed feeds the data order and augmentation: the same for the
+    # ticket and its controls, which differ only in weights or mask.
+    data_seed = task.thp.seed if data_seed is None else data_seed
+    training.set_seed(data_seed)
+    self.load(weights, masks)
+    # A fresh optimizer whose lr schedule starts at ``start`` (as PyTorch's
+    # and open_lth's): Adam's bias correction counts from the run's start.
+    optimizers.start_run(train_model.optimizer, start)
+    train_model.reset_metrics()
+    resumed = (ckpt.restore(train_model, start) if ckpt is not None
+               else None)
+    begin = start if resumed is None else resumed
+    if resumed is not None:
+      self.log(f"resuming from the checkpoint at step {resumed}")
+      if rewind_cb is not None and resumed > rewind_cb.rewind_step:
+        # Taken before the cut: it is on disk.
+        rewind_cb.weights = self.writer.read_npz(rewind_cb.path)
+    callbacks = [cb for cb in (rewind_cb, ckpt) if cb is not None]
+    result = training.fit(
+        train_model, task.train_data(data_seed),
+        steps_per_epoch=task.steps_per_epoch,
+        start_step=begin, end_step=task.total_steps,
+        boundaries=[self.rewind_step], callbacks=callbacks,
+        verbose=training.verbosity(self.quiet))
+    metrics = training.evaluate(train_model, self.eval_data)
+    densities = pruning.densities(model)
+    return {
+        "metrics": metrics,
+        "density": densities.pop("overall"),
+        "density_per_layer": densities,
+        "steps": task.total_steps - start,
+        "start_step": start,
+        "train_seconds": result.seconds,
+        "ms_per_step": result.ms_per_step,
+        "seed": seed,
+        "data_seed": data_seed,
+        "replicas": model.distribute_strategy.num_replicas_in_sync,
+        "resumed_from_step": resumed,
+    }
