@@ -429,7 +429,10 @@ def test_pretraining_resumes_without_training_again(pretrained, monkeypatch):
   LotteryRunner(exp_dir, runner.task, runner.php, runner.lhp,
                 rewind_point=runner.pretraining, quiet=True,
                 log=lines.append).run()
-  assert not calls and all(line.startswith("(done)") for line in lines)
+  levels = [line for line in lines if not line.startswith(("find: ", "  "))]
+  assert not calls and levels and all(line.startswith("(done)")
+                                      for line in levels), lines
+  assert "all done" in lines[lines.index(levels[0]) - 1], lines
 
 
 # -- the CLI ------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_two_workers_write_identical_masks_and_only_the_chief_writes(
   for p, (out, err) in zip(procs, outs):
     assert p.returncode == 0, err
   exp = _exp(tmp_path / "runs")
-  assert "results: " in outs[0][0] and "level 01" in outs[0][0]
+  assert "results: " in outs[0][0] and "level 1/" in outs[0][0]
   assert "worker 1: level 01 done" in outs[1][0]
   # The chief wrote the experiment: every run's metrics, tickets, summary.
   for rel in RUNS + ("summary.json", "level_01/ticket/saved_model.pb",

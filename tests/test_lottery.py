@@ -1,4 +1,5 @@
 """The IMP runner: levels, rewinding, controls, tickets, resume."""
+import csv
 import json
 import os
 import signal
@@ -104,7 +105,26 @@ def test_controls_sit_beside_the_ticket(experiment):
   assert os.path.getsize(os.path.join(experiment, "accuracy_vs_density.png")
                          ) > 10_000
   with open(os.path.join(experiment, "summary.csv")) as f:
-    assert len(f.read().strip().splitlines()) == 2 + 3 * LEVELS
+    table = list(csv.DictReader(f))
+  assert len(table) == 1 + 3 * LEVELS
+  # Each row says which experiment and seed it comes from: summaries of
+  # several experiments concatenate.
+  assert {(r["experiment"], r["seed"]) for r in table} == {
+      (os.path.basename(experiment), "7")}
+
+
+def test_level_line_times_the_whole_level(experiment):
+  """The per-level line's time is the level's: ticket and controls."""
+  from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
+  runs = ("ticket", "reinit", "random_mask")
+  seconds = [store.read_json(paths.metrics(paths.run(experiment, 2, r)))[
+      "wall_seconds"] for r in runs]
+  line = report.level_line(experiment, 2, list(runs[1:]), levels=LEVELS,
+                           eta_seconds=90)
+  assert line.startswith("level 2/3  density  6"), line
+  assert "  reinit " in line and "  random_mask " in line
+  assert line.endswith(f"  {report.duration(sum(seconds))}  ETA 1 min 30 s")
+  assert report.duration(seconds[0]) != report.duration(sum(seconds))
 
 
 def test_ticket_holds_rewind_weights_times_mask(experiment):
@@ -208,7 +228,11 @@ def test_rerun_skips_finished_levels(experiment):
   LotteryRunner(experiment, Task(**TASK), PruningHparams(),
                 LotteryHparams(levels=LEVELS, rewind="5it"), quiet=True,
                 log=lines.append).run()
-  assert all(line.startswith("(done) level") for line in lines), lines
+  # The header says everything is done, then one "(done)" line per level.
+  assert lines[0].startswith(f"find: {experiment}"), lines
+  assert lines[-(LEVELS + 2)] == f"  levels 0-{LEVELS}: all done", lines
+  assert [line.split("  ")[0] for line in lines[-(LEVELS + 1):]] == [
+      f"(done) level {lv}/{LEVELS}" for lv in range(LEVELS + 1)], lines
   assert {p: os.path.getmtime(p) for p in before} == before
 
 
@@ -328,7 +352,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
   again = subprocess.run(cmd(tmp_path / "b"), capture_output=True, text=True,
                          env=clean_env(), timeout=600)
   assert again.returncode == 0, again.stderr
-  assert "(done) level 01" in again.stdout
+  assert "(done) level 1/3" in again.stdout
   path_a = whole.stdout.strip().splitlines()[-1].split("results: ")[1]
   path_b = again.stdout.strip().splitlines()[-1].split("results: ")[1]
   assert os.path.basename(os.path.dirname(path_a)) == os.path.basename(

@@ -31,9 +31,22 @@ def test_presets_lists_every_flagfile_with_its_header(cli):
 
 
 def test_preset_by_name_from_another_directory(cli, tmp_path):
-  # The cli fixture runs in tmp_path: flags/ is not there.
-  proc = cli("find", "--preset=demo_mnist5k", *QUICK)
+  # The cli fixture runs in tmp_path: flags/ is not there. Two levels,
+  # without --quiet: what `make demo` prints, at fewer steps.
+  proc = cli("find", "--preset=demo_mnist5k", *QUICK[:-1], "--levels=2")
   assert proc.returncode == 0, proc.stderr
+  # The terminal: the header (the command and where results go, the
+  # hparams not at their defaults, the levels), one line per level with
+  # its whole wall time, then the result path; nothing on stderr. The
+  # demo's 10 levels print 15 lines (issue: at most 20).
+  lines = proc.stdout.strip().splitlines()
+  assert not proc.stderr.strip(), proc.stderr
+  assert lines[0].startswith("find: out/find_lenet_300_100_mnist_5k-"), lines
+  assert "dataset=mnist_5k" in lines[1] and lines[2] == "  levels 0-2"
+  assert [line.split("  ")[0] for line in lines[3:6]] == [
+      "level 0/2", "level 1/2", "level 2/2"], lines
+  assert "reinit" in lines[4] and "random_mask" in lines[5], lines
+  assert lines[6].startswith("results: ") and len(lines) == 7, lines
   hp = _hparams(tmp_path)
   assert hp["dataset"]["dataset"] == "mnist_5k"
   assert hp["pruning"]["output_layer_fraction"] == 0.1

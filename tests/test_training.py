@@ -75,6 +75,39 @@ def _train(hp, segments):
   return tm, [w.copy() for w in model.get_weights()], eval_ds
 
 
+@pytest.mark.parametrize("tty", [True, False])
+def test_progress_is_one_line_rewritten_in_place(monkeypatch, tty):
+  """By default a run shows one line, rewritten and then erased, on a
+  terminal, and nothing elsewhere; --verbose brings Keras' epoch lines."""
+  import io  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from lottery_tf.training import train as train_lib  # pylint: disable=g-import-not-at-top
+
+  class Out(io.StringIO):
+    def isatty(self):
+      return tty
+  out = Out()
+  monkeypatch.setattr(sys, "stdout", out)
+  monkeypatch.setattr(train_lib.ProgressLine, "every", 0.0)
+  assert training.verbosity(quiet=True) == 0
+  assert training.verbosity(quiet=False) == train_lib.LINE
+  hp = TrainingHparams(lr=0.05, batch_size=32, seed=3, steps_per_execution=1)
+  model, train_data, _ = _toy(hp.seed)
+  tm = training.compile_model(model, hp, steps_per_epoch=8)
+  training.fit(tm, training.repeating(train_data), steps_per_epoch=8,
+               start_step=4, end_step=20, verbose=training.verbosity(False))
+  text = out.getvalue()
+  if not tty:
+    assert text == ""
+  else:
+    assert "\n" not in text and text.endswith("\r")
+    shown = [t.strip() for t in text.split("\r") if t.strip()]
+    assert shown[0].startswith("training  step 5/20  loss ")
+    assert shown[-1].startswith("training  step 20/20  loss ")
+  monkeypatch.setattr(train_lib, "EPOCH_LINES", True)
+  assert training.verbosity(quiet=False) == (1 if tty else 2)
+
+
 def test_same_seed_same_numbers_and_other_seed_differs():
   hp = TrainingHparams(lr=0.05, momentum=0.9, batch_size=32, seed=3)
   _, w1, _ = _train(hp, [(0, 20)])

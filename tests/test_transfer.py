@@ -219,6 +219,27 @@ def test_bad_transfers_exit_2_with_one_line(ticket_paths, tmp_path):
     tickets.load(tampered)
 
 
+def test_one_replicate_claims_no_spread(tmp_path):
+  """grid.csv leaves the std empty, the table prints no "± 0.00" and the
+  plot draws no error bars where a cell has one replicate; two have one."""
+  def rec(kind, replicate, accuracy, level=1):
+    return dict(kind=kind, source="digits", source_optimizer="sgd",
+                target="mnist_5k", target_optimizer="sgd", level=level,
+                replicate=replicate, accuracy=accuracy, density=0.5)
+  one = grid_lib.aggregate([rec("transfer", 0, 0.9),
+                            rec("random_ticket", 0, 0.8)])
+  assert [r["accuracy_std"] for r in one] == [None, None]
+  assert "±" not in grid_lib.format_table(one)
+  store.write_csv(str(tmp_path / "grid.csv"), one)
+  with open(tmp_path / "grid.csv") as f:
+    assert [r["accuracy_std"] for r in csv.DictReader(f)] == ["", ""]
+  assert grid_lib._curve(one[:1])[2] is None  # pylint: disable=protected-access
+  two = grid_lib.aggregate([rec("transfer", 0, 0.9), rec("transfer", 1, 0.8)])
+  assert two[0]["accuracy_std"] == pytest.approx(np.std([0.9, 0.8], ddof=1))
+  assert "± 7.07" in grid_lib.format_table(two)
+  assert grid_lib._curve(two)[2] == [pytest.approx(7.0710678)]  # pylint: disable=protected-access
+
+
 def test_dataset_specs():
   assert grid_lib.parse_datasets("mnist_5k[0-4],digits, cifar10", "sources") \
       == [("mnist_5k", "0-4"), ("digits", ""), ("cifar10", "")]

@@ -47,6 +47,8 @@ def setup_runtime(command: str) -> None:
   """
   global _WRITER
   _WRITER = None
+  from lottery_tf.training import train as train_lib  # pylint: disable=g-import-not-at-top
+  train_lib.EPOCH_LINES = bool(FLAGS.verbose)
   if command in _NO_TRAINING:
     return
   from lottery_tf.foundations import store  # pylint: disable=g-import-not-at-top
@@ -197,7 +199,7 @@ def presets_() -> str:
 
 
 _TASK = (DatasetHparams, ModelHparams, TrainingHparams)
-_OUTPUT = ("output_dir", "experiment_name", "quiet")
+_OUTPUT = ("output_dir", "experiment_name", "quiet", "verbose")
 
 #: command -> the flags it reads (hparam classes: all their fields).
 FLAGS_OF = {
@@ -209,7 +211,7 @@ FLAGS_OF = {
                  "prune_only") + _OUTPUT,
     # Named grid_<model> always; --sources/--targets replace --dataset.
     "grid": _TASK + (PruningHparams, LotteryHparams, TransferHparams,
-                     _GridHparams, "output_dir", "quiet"),
+                     _GridHparams, "output_dir", "quiet", "verbose"),
     "export": ("ticket", "export_dir", "overwrite"),
     "list": (),
     "presets": (),

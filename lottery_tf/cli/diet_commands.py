@@ -180,7 +180,7 @@ def lmc() -> str:
 
 
 _TASK = (DatasetHparams, ModelHparams, TrainingHparams)
-_OUTPUT = ("output_dir", "experiment_name", "quiet")
+_OUTPUT = ("output_dir", "experiment_name", "quiet", "verbose")
 
 #: command -> the flags it reads (see commands.FLAGS_OF).
 FLAGS_OF = {

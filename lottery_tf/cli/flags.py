@@ -23,9 +23,9 @@ _DEFINERS = {
 }
 
 
-#: Flags every command takes (--quiet asks nothing of a command that prints
-#: no progress, so scripts can pass it to all).
-UNIVERSAL = ("preset", "quiet")
+#: Flags every command takes (--quiet and --verbose ask nothing of a
+#: command that prints no progress, so scripts can pass them to all).
+UNIVERSAL = ("preset", "quiet", "verbose")
 
 #: Our flags (not absl's own): name -> the group its help lists it under.
 GROUP_OF: Dict[str, str] = {}
@@ -170,6 +170,10 @@ define(flags.DEFINE_string,
        "command_model_dataset).", "output")
 define(flags.DEFINE_bool, "quiet", False, "No Keras progress output.",
        "output")
+define(flags.DEFINE_bool, "verbose", False,
+       "Keras' epoch lines while a run trains (a progress bar on a terminal, "
+       "one line per epoch elsewhere), instead of one progress line that is "
+       "rewritten in place on a terminal (and nothing elsewhere).", "output")
 define(
     flags.DEFINE_string, "preset", "",
     "A paper preset by name (`lottery_tf presets` lists them), read as a "

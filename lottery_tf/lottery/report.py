@@ -1,6 +1,6 @@
 """Per-level summary lines, summary.json/csv and the accuracy-vs-density plot."""
 import os
-from typing import List
+from typing import Dict, List
 
 from lottery_tf import paths
 from lottery_tf.foundations import figures, store
@@ -36,15 +36,19 @@ def _split(metrics: dict) -> str:
 
 def rows(exp_dir: str, levels: int, controls: List[str],
          writer: store.Writer = store.LOCAL) -> List[dict]:
-  """One row per (level, run) that has finished."""
+  """One row per (level, run) that has finished; each names its experiment
+  (directory name: name-hash) and --seed, so the summaries of several
+  experiments concatenate into one table."""
   out = []
+  experiment = os.path.basename(exp_dir.rstrip("/"))
   for level in range(levels + 1):
     for run in (paths.TICKET_RUN, *controls):
       m = _metrics(exp_dir, level, run, writer)
       if m is None:
         continue
       row = {"level": level, "run": run, "density": m["density"],
-             "steps": m["steps"], "ms_per_step": m["ms_per_step"]}
+             "steps": m["steps"], "ms_per_step": m["ms_per_step"],
+             "experiment": experiment, "seed": m.get("seed")}
       row.update(m["metrics"])
       lmc = _lmc(exp_dir, level, writer) if run == paths.TICKET_RUN else None
       if lmc is not None:  # --lmc_every_level (Frankle et al. 2020)
@@ -54,28 +58,86 @@ def rows(exp_dir: str, levels: int, controls: List[str],
   return out
 
 
+def _wall_seconds(exp_dir: str, level: int, runs: List[str],
+                  writer: store.Writer) -> float:
+  """The level's whole wall time: its ticket and each of ``runs`` (and the
+  LMC copy, under --lmc_every_level) it ran."""
+  total = 0.0
+  for run in dict.fromkeys((paths.TICKET_RUN, *runs, "lmc")):
+    m = _metrics(exp_dir, level, run, writer)
+    if m is not None:
+      total += float(m.get("wall_seconds") or 0.0)
+  return total
+
+
+def duration(seconds: float) -> str:
+  """``12.3 s``, ``1 min 30 s``, ``2 h 05 min``."""
+  if seconds < 60:
+    return f"{seconds:.1f} s"
+  minutes, secs = divmod(int(round(seconds)), 60)
+  if minutes < 60:
+    return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours} h {minutes:02d} min"
+
+
 def level_line(exp_dir: str, level: int, controls: List[str],
-               writer: store.Writer = store.LOCAL) -> str:
+               writer: store.Writer = store.LOCAL, levels: int = None,
+               eta_seconds: float = None) -> str:
+  """``level 3/10  density 51.20%  ticket 94.40%  reinit 94.20%  ...
+  12.3 s  ETA 1 min 30 s``: the level's accuracies (test, and validation
+  where held out), its instability under --lmc_every_level, its whole
+  wall time (ticket and branches) and, given, the time left."""
   t = _metrics(exp_dir, level, paths.TICKET_RUN, writer)
+  name = f"level {level}" + (f"/{levels}" if levels is not None else "")
   if t is None:
-    return f"level {level:02d}: not run"
-  parts = [f"level {level:02d}", f"density {100 * t['density']:6.2f}%",
-           f"test acc {100 * t['metrics']['test_accuracy']:.2f}%"]
+    return f"{name}: not run"
+  parts = [name, f"density {100 * t['density']:6.2f}%",
+           f"ticket {100 * t['metrics']['test_accuracy']:.2f}%"]
   if "validation_accuracy" in t["metrics"]:
-    parts.append(f"val acc {100 * t['metrics']['validation_accuracy']:.2f}%")
-  ctl = []
+    parts.append(f"val {100 * t['metrics']['validation_accuracy']:.2f}%")
   for c in controls if level else ():
     m = _metrics(exp_dir, level, c, writer)
     if m is not None:
-      ctl.append(f"{c} {100 * m['metrics']['test_accuracy']:.2f}%")
-  if ctl:
-    parts.append("(" + ", ".join(ctl) + ")")
+      parts.append(f"{c} {100 * m['metrics']['test_accuracy']:.2f}%")
   lmc = _lmc(exp_dir, level, writer)
   if lmc is not None:
     parts.append(f"instability {100 * lmc['instability']:.2f}%")
-  parts.append(f"{t['ms_per_step']:.2f} ms/step")
-  parts.append(f"{t['wall_seconds']:.0f}s")
+  parts.append(duration(_wall_seconds(exp_dir, level, controls, writer)))
+  if eta_seconds is not None:
+    parts.append(f"ETA {duration(eta_seconds)}")
   return "  ".join(parts)
+
+
+def header(command: str, exp_dir: str, changed: Dict[str, Dict[str, object]],
+           levels: int, done: List[int]) -> List[str]:
+  """What a run prints first: the command and where its results go, the
+  hparams that differ from the defaults, and the levels already done."""
+  lines = [f"{command}: {exp_dir}"]
+  items = [f"{k}={v}" for group in changed.values() for k, v in group.items()]
+  if items:
+    lines.append("  " + "  ".join(items))
+  if done and len(done) == levels + 1:
+    lines.append(f"  levels 0-{levels}: all done")
+  elif done:
+    lines.append(f"  levels 0-{levels}; done: {_spans(done)}")
+  else:
+    lines.append(f"  levels 0-{levels}")
+  return lines
+
+
+def _spans(numbers: List[int]) -> str:
+  """``0-3, 5``."""
+  out, run = [], [numbers[0]]
+  for n in numbers[1:]:
+    if n == run[-1] + 1:
+      run.append(n)
+    else:
+      out.append(run)
+      run = [n]
+  out.append(run)
+  return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0])
+                   for r in out)
 
 
 def write_summary(exp_dir: str, levels: int, controls: List[str],

@@ -62,7 +62,8 @@ class LotteryRunner:
   def __init__(self, exp_dir: str, task: Task, php, lhp: LotteryHparams, *,
                rewind_point: Optional[RewindPoint] = None,
                writer: Optional[store.Writer] = None,
-               quiet: bool = False, log=print, save_tickets: bool = True):
+               quiet: bool = False, log=print, save_tickets: bool = True,
+               label: str = "find"):
     php.validate()
     lhp.validate()
     self.exp_dir = exp_dir
@@ -70,6 +71,7 @@ class LotteryRunner:
     self.php = php
     self.lhp = lhp
     self.log = log
+    self.label = label  # What the header calls this run.
     self.save_tickets = save_tickets
     self.branches = [branch_lib.get(name)() for name in lhp.branch_list()]
     self.rewind_step = task.steps(lhp.rewind, "--rewind")
@@ -241,19 +243,37 @@ class LotteryRunner:
     with workspace.experiment_lock(self.exp_dir):
       return self._run()
 
+  def _done(self, level: int) -> bool:
+    return self.files.level_done(
+        level, [b.name for b in self._branches_at(level)])
+
   def _run(self) -> str:
     self._write_json(paths.hparams(self.exp_dir), self.provenance())
     runs = self._accuracy_runs()
-    for level in range(self.lhp.levels + 1):
-      done = self.files.level_done(
-          level, [b.name for b in self._branches_at(level)])
+    levels = self.lhp.levels
+    if self.is_chief:
+      t = self.task
+      for line in report.header(
+          self.label, self.exp_dir,
+          hp_lib.result_fields(t.dhp, t.mhp, t.thp, self.php, self.lhp),
+          levels, [lv for lv in range(levels + 1) if self._done(lv)]):
+        self.log(line)
+    spent = []  # Wall seconds of the levels this process trained.
+    for level in range(levels + 1):
+      done = self._done(level)
+      began = time.time()
       row = self.run_level(level)
+      if not done:
+        spent.append(time.time() - began)
       if not self.is_chief:
         acc = (row or {}).get("metrics", {}).get("test_accuracy")
         self.log(f"worker {distribute.worker_index()}: level {level:02d} done"
                  + (f", test acc {100 * acc:.2f}%" if acc else ""))
         continue
-      line = report.level_line(self.exp_dir, level, runs, self.writer)
+      left = levels - level
+      eta = (sum(spent) / len(spent) * left) if spent and left else None
+      line = report.level_line(self.exp_dir, level, runs, self.writer,
+                               levels=levels, eta_seconds=eta)
       self.log(("(done) " if done else "") + line)
-      report.write_summary(self.exp_dir, self.lhp.levels, runs, self.writer)
+      report.write_summary(self.exp_dir, levels, runs, self.writer)
     return paths.summary(self.exp_dir)

@@ -72,10 +72,74 @@ def _auto_steps_per_execution(steps_per_epoch: int) -> int:
   return 1
 
 
-def verbosity(quiet: bool) -> int:
+#: ``verbose`` for :func:`fit`: one progress line, rewritten in place while
+#: the run trains and erased when it ends, on a terminal; nothing elsewhere.
+LINE = "line"
+
+#: Keras' own epoch lines instead (``lottery_tf ... --verbose``).
+EPOCH_LINES = False
+
+
+def verbosity(quiet: bool):
+  """``fit``'s ``verbose`` for a run: nothing if ``quiet``; else Keras'
+  epoch lines under --verbose (a bar on a terminal, one line per epoch
+  elsewhere), or by default a single progress line (:data:`LINE`)."""
   if quiet:
     return 0
-  return 1 if sys.stdout.isatty() else 2
+  if EPOCH_LINES:
+    return 1 if sys.stdout.isatty() else 2
+  return LINE
+
+
+class ProgressLine(keras.callbacks.Callback):
+  """One line on a terminal, ``  training  step 450/945  loss 0.123  acc
+  95.1%  3.2 s``, rewritten at most 5 times a second and erased when the
+  run ends, so the lines printed around it stay the only ones."""
+
+  #: Seconds between rewrites.
+  every = 0.2
+
+  def __init__(self, start_step: int, end_step: int, stream=None):
+    super().__init__()
+    self.stream = stream or sys.stdout
+    self.start_step, self.end_step = start_step, end_step
+    self.step = self.base = start_step
+    self.began = self.shown = time.perf_counter()
+    self.width = 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    del epoch, logs
+    self.base = self.step
+
+  def on_train_batch_end(self, batch, logs=None):
+    # ``batch``: the epoch's last step run (several per call with
+    # steps_per_execution).
+    self.step = self.base + batch + 1
+    now = time.perf_counter()
+    if now - self.shown < self.every:
+      return
+    self.shown = now
+    logs = logs or {}
+    parts = [f"  training  step {min(self.step, self.end_step)}/"
+             f"{self.end_step}"]
+    if "loss" in logs:
+      parts.append(f"loss {float(logs['loss']):.3f}")
+    if "accuracy" in logs:
+      parts.append(f"acc {100 * float(logs['accuracy']):.1f}%")
+    parts.append(f"{now - self.began:.1f} s")
+    self._write("  ".join(parts))
+
+  def _write(self, text: str) -> None:
+    pad = max(0, self.width - len(text))
+    self.stream.write("\r" + text + " " * pad)
+    self.stream.flush()
+    self.width = len(text)
+
+  def erase(self) -> None:
+    if self.width:
+      self.stream.write("\r" + " " * self.width + "\r")
+      self.stream.flush()
+      self.width = 0
 
 
 def repeating(epoch_data: Callable[[], tf.data.Dataset]
@@ -110,7 +174,7 @@ class FitResult:
 def fit(train_model: TrainModel, train_data: Callable[..., tf.data.Dataset], *,
         steps_per_epoch: int, start_step: int, end_step: int,
         boundaries: Sequence[int] = (), callbacks: Iterable = (),
-        verbose: int = 2, validation_data=None) -> FitResult:
+        verbose=2, validation_data=None) -> FitResult:
   """Trains from ``start_step`` to ``end_step`` (optimizer iterations).
 
   ``train_data(step, input_context=None)`` returns the endless training
@@ -128,6 +192,12 @@ def fit(train_model: TrainModel, train_data: Callable[..., tf.data.Dataset], *,
                     end_step, steps_per_epoch))
   cuts = sorted(cuts)
   callbacks = list(callbacks)
+  progress = None
+  if verbose == LINE:
+    verbose = 0
+    if sys.stdout.isatty():
+      progress = ProgressLine(start_step, end_step)
+      callbacks.append(progress)
   history: Dict[str, list] = {}
   began = time.perf_counter()
   # Consecutive whole epochs run in one fit call (one iterator).
@@ -159,6 +229,8 @@ def fit(train_model: TrainModel, train_data: Callable[..., tf.data.Dataset], *,
     for k, v in hist.history.items():
       history.setdefault(k, []).extend(v)
   seconds = time.perf_counter() - began
+  if progress is not None:
+    progress.erase()
   return FitResult(steps=end_step - start_step, seconds=seconds,
                    history=history)
 

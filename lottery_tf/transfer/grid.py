@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import os
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -217,7 +217,10 @@ def aggregate(records: List[dict]) -> List[dict]:
     row = dict(zip(KEY, key))
     row.update(density=float(np.mean([r["density"] for r in seen.values()])),
                accuracy_mean=float(accs.mean()),
-               accuracy_std=float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
+               # One replicate has no spread: none is claimed (an empty
+               # cell in grid.csv, no error bar, no "± 0.00").
+               accuracy_std=(float(accs.std(ddof=1)) if len(accs) > 1
+                             else None),
                replicates=len(accs))
     rows.append(row)
   return rows
@@ -256,9 +259,11 @@ def format_table(rows: List[dict]) -> str:
            f"{'density':>9}{'accuracy':>16}"]
   for r in rows:
     opt = f"{r['source_optimizer']}>{r['target_optimizer']}"
+    spread = ("" if r["accuracy_std"] is None
+              else f" ± {100 * r['accuracy_std']:.2f}")
     lines.append(f"{r['kind']:<14}{r['source']:<18}{r['target']:<18}{opt:<11}"
                  f"{r['level']:>5}{100 * r['density']:>8.1f}%"
-                 f"{100 * r['accuracy_mean']:>9.2f} ± {100 * r['accuracy_std']:.2f}")
+                 f"{100 * r['accuracy_mean']:>9.2f}{spread}")
   return "\n".join(lines)
 
 
@@ -320,8 +325,10 @@ def _curves(mine: List[dict], target: str) -> Dict[tuple, List[dict]]:
   return curves
 
 
-def _curve(pts: List[dict]) -> Tuple[List[float], List[float], List[float]]:
-  """A curve's points, one per level: density, accuracy and its std (%)."""
+def _curve(pts: List[dict]) -> Tuple[List[float], List[float],
+                                     Optional[List[float]]]:
+  """A curve's points, one per level: density, accuracy and its std (%;
+  NaN at a level with one replicate, None if no level has more)."""
   by_level = collections.defaultdict(list)
   for p in pts:
     by_level[p["level"]].append(p)
@@ -330,8 +337,9 @@ def _curve(pts: List[dict]) -> Tuple[List[float], List[float], List[float]]:
     ps = by_level[lv]
     xs.append(100 * np.mean([p["density"] for p in ps]))
     ys.append(100 * np.mean([p["accuracy_mean"] for p in ps]))
-    es.append(100 * np.mean([p["accuracy_std"] for p in ps]))
-  return xs, ys, es
+    stds = [p["accuracy_std"] for p in ps if p["accuracy_std"] is not None]
+    es.append(100 * np.mean(stds) if stds else float("nan"))
+  return xs, ys, (None if all(np.isnan(es)) else es)
 
 
 def _density_axis(ax, mine: List[dict]) -> None:

@@ -301,7 +301,11 @@ class TransferRunner:
                          controls="")
     return descriptions.Find.of(
         self.task.dhp, self.task.mhp, self.task.thp, php, lhp).runner(
-            self.output_dir, self.task, quiet=self.quiet, log=self.log,
+            self.output_dir, self.task, quiet=self.quiet,
+            # Labelled: its levels are the target's own IMP, not the
+            # transfer's (and take most of a transfer's time).
+            log=lambda line: self.log("[own ticket] " + line),
+            label=f"own ticket: IMP on {self.task.dhp.dataset}",
             writer=self.writer)
 
   def run(self) -> str:
