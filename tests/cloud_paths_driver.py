@@ -13,6 +13,7 @@ from absl import flags  # noqa: E402
 
 from lottery_tf.foundations import fs  # noqa: E402
 from lottery_tf.cli import main  # noqa: E402
+from conftest import found_all_done  # noqa: E402  (tests/ is on the path)
 
 FLAGS = flags.FLAGS
 
@@ -37,7 +38,7 @@ def result(lines):
 
 
 def run(root: str):
-  common = ["--quiet", f"--output_dir={root}/runs"]
+  common = [f"--output_dir={root}/runs"]
   find = ["find", "--dataset=digits", "--model=lenet_300_100",
           "--training_steps=3ep", "--batch_size=64", "--lr=0.05",
           "--momentum=0.9", "--levels=2", "--controls=reinit",
@@ -47,12 +48,12 @@ def run(root: str):
   ticket = f"{exp}/level_02/ticket"
   # A rerun resumes: every level is found done.
   again = command(*find)
-  assert all(line.startswith("(done)") for line in again[:-1]), again
+  assert found_all_done(again), again
   result(command("transfer", f"--ticket={ticket}", "--dataset=digits",
                  "--classes=5-9", "--training_steps=2ep", "--batch_size=64",
                  "--lr=0.05", "--transfer_controls=random_ticket", *common))
   result(command("export", f"--ticket={ticket}",
-                 f"--export_dir={root}/export", "--quiet"))
+                 f"--export_dir={root}/export"))
   result(command("score", "--dataset=digits", "--model=lenet_300_100",
                  "--training_steps=3ep", "--batch_size=64", "--lr=0.05",
                  "--ensemble_size=2", "--score_steps=5it", *common))

@@ -17,6 +17,16 @@ def clean_env(**extra):
   return env
 
 
+def found_all_done(lines):
+  """Whether a rerun's stdout ``lines`` (header, level lines, results) says
+  that every level was already done and prints each as ``(done)``."""
+  levels = [l for l in lines if l.startswith(("level ", "(done) "))]
+  header = lines[:lines.index(levels[0])] if levels else lines
+  return (bool(levels) and any(l.strip().endswith("all done") for l in header)
+          and all(l.startswith("(done) ") for l in levels)
+          and lines[-1].startswith("results: "))
+
+
 def run_cli_in_process(argv):
   """``lottery_tf ARGV`` through the CLI's own parse-and-run path
   (main._parse, main._main) in this process: (exit status, stdout, stderr).

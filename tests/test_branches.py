@@ -119,7 +119,8 @@ def test_a_registered_branch_runs_under_controls_and_resumes(tmp_path,
     # The summary plot draws the branch as a line of its own, through the
     # dense network (level 0) and its levels, as the built-in controls.
     lines, legend = drawn[os.path.join(exp, paths.PLOT)]
-    assert list(lines) == legend == ["ticket", "reinit", "other order"]
+    assert list(lines) == legend == ["ticket", "reinit", "other order",
+                                     "dense"]
     dense = [r for r in rows if r["level"] == 0]
     for label, run in (("reinit", "reinit"), ("other order", "other_order")):
       points = sorted(dense + [r for r in rows if r["run"] == run],

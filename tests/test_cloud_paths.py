@@ -28,8 +28,10 @@ def _files(root):
   for d, _, files in os.walk(root):
     for f in files:
       rel = os.path.relpath(os.path.join(d, f), root)
-      out[re.sub(r"^(runs/transfer_[^/]*)-[0-9a-f]{10}/", r"\1-HASH/",
-                 rel)] = rel
+      key = re.sub(r"^(runs/transfer_[^/]*)-[0-9a-f]{10}/", r"\1-HASH/", rel)
+      # An event file is named by its time, host and pid.
+      key = re.sub(r"events\.out\.tfevents\..*$", "events.out.tfevents", key)
+      out[key] = rel
   return out
 
 

@@ -489,7 +489,7 @@ DEMO = ["diet", f"--flagfile={os.path.join(REPO, 'flags', 'diet_demo.cfg')}",
         "--training_steps=1ep", "--levels=1", "--pretrain_steps=10it",
         "--diet_arms=full,random:0.1,easy:0.1",
         "--ensemble_size=2", "--score_steps=20it", "--interpolation_points=3",
-        "--quiet", "--output_dir=out"]
+        "--output_dir=out"]
 
 
 def test_diet_demo_runs_end_to_end_and_resumes(cli, tmp_path):

@@ -20,7 +20,7 @@ from conftest import clean_env
 # Two IMP levels of LeNet on the embedded MNIST, a few seconds each.
 FIND = ["find", "--dataset=mnist_5k", "--model=lenet_300_100", "--lr=0.1",
         "--batch_size=64", "--training_steps=2ep", "--rewind=10it",
-        "--levels=1", "--controls=", "--seed=0", "--quiet"]
+        "--levels=1", "--controls=", "--seed=0"]
 # (Controls resume like tickets: tests/test_lottery.py cuts each kind of run.)
 RUNS = ("level_00/metrics.json", "level_01/metrics.json")
 

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 FIND = ["find", "--dataset=digits", "--training_steps=2ep", "--levels=2",
-        "--quiet", "--seed=2"]
+        "--seed=2"]
 
 
 @pytest.fixture

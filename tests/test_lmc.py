@@ -27,7 +27,7 @@ THP = TrainingHparams(lr=0.05, momentum=0.9, batch_size=64,
 TASK = dict(dhp=DIGITS, mhp=ModelHparams(model="lenet_300_100"), thp=THP)
 FLAGS = ["--dataset=digits", "--model=lenet_300_100", "--lr=0.05",
          "--momentum=0.9", "--batch_size=64", "--training_steps=3ep",
-         "--seed=5", "--quiet"]
+         "--seed=5"]
 
 
 def test_error_barrier_and_per_example_barrier_arithmetic():
@@ -186,7 +186,7 @@ def test_lmc_resumes_to_the_same_numbers(experiment, tmp_path):
 def test_lmc_command_from_a_ticket_matches_the_level(experiment, cli):
   out, exp_dir = experiment
   proc = cli("lmc", "--lmc_from=ticket", f"--ticket={exp_dir}",
-             "--interpolation_points=5", "--quiet", f"--output_dir={out}/cli")
+             "--interpolation_points=5", f"--output_dir={out}/cli")
   assert proc.returncode == 0, proc.stderr[-2000:]
   path = proc.stdout.strip().splitlines()[-1].split("results: ")[1]
   got = store.read_json(path)

@@ -201,7 +201,7 @@ def test_no_level_directory_beyond_the_last_level(experiment, tmp_path):
   assert sorted(os.listdir(experiment)) == sorted([
       f"level_{lv:02d}" for lv in range(LEVELS + 1)] + [
           "accuracy_vs_density.png", "hparams.json", "rewind.npz",
-          "summary.csv", "summary.json"])
+          "summary.csv", "summary.json", "tensorboard"])
   # Extending a copy by one level starts it from the stored next mask.
   exp = str(tmp_path / "longer")
   import shutil  # pylint: disable=g-import-not-at-top
@@ -317,7 +317,7 @@ def test_rewind_must_come_before_the_end():
 
 FIND = ["find", "--dataset=digits", "--model=lenet_300_100", "--lr=0.05",
         "--momentum=0.9", "--batch_size=64", "--training_steps=4ep",
-        "--levels=3", "--rewind=1ep", "--seed=3", "--quiet"]
+        "--levels=3", "--rewind=1ep", "--seed=3"]
 
 
 def _rows(summary_path):

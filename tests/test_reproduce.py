@@ -23,7 +23,7 @@ def test_lenet_ticket_on_mnist_5k(tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "lottery_tf.cli.main", "find",
        f"--flagfile={os.path.join(REPO, 'flags', 'demo_mnist5k.cfg')}",
-       f"--output_dir={tmp_path}", "--quiet"],
+       f"--output_dir={tmp_path}"],
       capture_output=True, text=True, env=clean_env(), timeout=3600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   print(proc.stdout)

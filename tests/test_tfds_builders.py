@@ -509,7 +509,7 @@ def _fails_at_once(cli, env, *args):
   startup = _startup(cli, env)
   began = time.perf_counter()
   # TFDS alone would hang on this network for good: fail after a minute.
-  result = cli("find", *args, "--quiet", env=env, timeout=60)
+  result = cli("find", *args, env=env, timeout=60)
   seconds = time.perf_counter() - began
   assert result.returncode == 2, (result.stdout[-2000:], result.stderr[-2000:])
   lines = result.stderr.strip().splitlines()

@@ -18,7 +18,7 @@ from lottery_tf._keras import tf
 
 FIND = ["find", "--dataset=digits", "--model=lenet_300_100",
         "--training_steps=2ep", "--batch_size=64", "--lr=0.05", "--levels=1",
-        "--controls=", "--rewind=2it", "--seed=1", "--quiet"]
+        "--controls=", "--rewind=2it", "--seed=1"]
 
 
 class _WritesAFile(tf.saved_model.experimental.TrackableResource):
@@ -104,10 +104,10 @@ def test_crafted_ticket_runs_nothing(ticket, tmp_path, cli):
 
   proc = cli("transfer", f"--ticket={crafted}", "--dataset=digits",
              "--classes=5-9", "--training_steps=1ep", "--batch_size=64",
-             "--transfer_controls=", "--quiet", "--output_dir=runs")
+             "--transfer_controls=", "--output_dir=runs")
   assert proc.returncode == 0, proc.stderr[-3000:]
   proc = cli("export", f"--ticket={crafted}",
-             f"--export_dir={tmp_path}/export", "--quiet")
+             f"--export_dir={tmp_path}/export")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert not os.path.exists(payload)
   with np.load(tmp_path / "export" / "weights.npz") as z:
@@ -199,7 +199,7 @@ def test_export_inside_the_ticket_or_onto_an_export_is_refused(
   _one_line_exit_2(proc, "--export_dir", "earlier export", "--overwrite")
   assert open(os.path.join(out, "export.json")).read() == first
   proc = cli("export", f"--ticket={ticket}", f"--export_dir={out}",
-             "--overwrite", "--quiet")
+             "--overwrite")
   assert proc.returncode == 0, proc.stderr[-2000:]
 
 

@@ -209,7 +209,7 @@ def test_bad_transfers_exit_2_with_one_line(ticket_paths, tmp_path):
       (["--ticket=" + good, "--dataset=digits", "--model=vgg19"], "--model"),
   ]
   results = run_in_one_process(tmp_path, [
-      ["transfer", *args, "--quiet", f"--output_dir={tmp_path}/out"]
+      ["transfer", *args, f"--output_dir={tmp_path}/out"]
       for args, _ in cases])
   for (args, words), (code, err) in zip(cases, results):
     assert code == 2, (args, err)
