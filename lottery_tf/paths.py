@@ -105,3 +105,35 @@ def levels_with(exp_dir: str, what: str) -> List[int]:
     if n is not None and fs.exists(os.path.join(exp_dir, name, what)):
       found.append(n)
   return sorted(found)
+
+
+TENSORBOARD = "tensorboard"
+
+
+def tensorboard(exp_dir: str) -> str:
+  """The experiment's TensorBoard root (``tensorboard --logdir``)."""
+  return os.path.join(exp_dir, TENSORBOARD)
+
+
+def tensorboard_run(exp_dir: str, number: int, name: str) -> str:
+  """TensorBoard scalars of run ``name`` at a level:
+  ``tensorboard/level_NN/<name>/``."""
+  return os.path.join(tensorboard(exp_dir), f"{_LEVEL_PREFIX}{number:02d}",
+                      name)
+
+
+def tensorboard_of_run_dir(run_dir: str) -> str:
+  """:func:`tensorboard_run` for a run directory made by :func:`run`."""
+  run_dir = run_dir.rstrip("/")
+  base = os.path.basename(run_dir)
+  if level_number(base) is not None:
+    return tensorboard_run(os.path.dirname(run_dir), level_number(base),
+                           TICKET_RUN)
+  level_dir = os.path.dirname(run_dir)
+  return tensorboard_run(os.path.dirname(level_dir),
+                         level_number(os.path.basename(level_dir)) or 0, base)
+
+
+def tensorboard_summary(exp_dir: str) -> str:
+  """The experiment's level summary scalars (step = level)."""
+  return os.path.join(tensorboard(exp_dir), "summary")

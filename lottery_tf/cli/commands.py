@@ -18,6 +18,8 @@ from lottery_tf.transfer.hparams import GridHparams as _GridHparams
 for _cls in (DatasetHparams, ModelHparams, TrainingHparams, PruningHparams,
              LotteryHparams, TransferHparams, _GridHparams):
   cli_flags.define_from(_cls)
+# Seeds of one recipe: listed with the IMP flags (find reads it, not only grid).
+cli_flags.GROUP_OF["replicates"] = "lottery"
 
 
 #: Commands that do no training: no strategy to set up.
@@ -47,10 +49,10 @@ def setup_runtime(command: str) -> None:
   """
   global _WRITER
   _WRITER = None
-  from lottery_tf.training import train as train_lib  # pylint: disable=g-import-not-at-top
-  train_lib.EPOCH_LINES = bool(FLAGS.verbose)
   if command in _NO_TRAINING:
     return
+  from lottery_tf.training import train as train_lib  # pylint: disable=g-import-not-at-top
+  train_lib.EPOCH_LINES = bool(FLAGS.verbose)
   from lottery_tf.foundations import store  # pylint: disable=g-import-not-at-top
   from lottery_tf.training import distribute  # pylint: disable=g-import-not-at-top
   strategy = distribute.setup(cli_flags.from_flags(TrainingHparams))
@@ -79,14 +81,19 @@ def find() -> str:
   """IMP with rewinding, levels 0..N, with controls; resumable."""
   from lottery_tf import descriptions  # pylint: disable=g-import-not-at-top
   from lottery_tf.foundations import workspace  # pylint: disable=g-import-not-at-top
+  from lottery_tf.lottery import replicates  # pylint: disable=g-import-not-at-top
+  replicates.check(FLAGS.replicates)
 
   desc = descriptions.Find.of(
       cli_flags.from_flags(DatasetHparams), cli_flags.from_flags(ModelHparams),
       cli_flags.from_flags(TrainingHparams),
       cli_flags.from_flags(PruningHparams),
       cli_flags.from_flags(LotteryHparams), name=FLAGS.experiment_name)
-  task = desc.task()
   workspace.prepare_output_dir(FLAGS.output_dir)
+  if FLAGS.replicates > 1:
+    return replicates.run(desc, FLAGS.output_dir, FLAGS.replicates,
+                          quiet=FLAGS.quiet, writer=writer())
+  task = desc.task()
   return desc.runner(FLAGS.output_dir, task, quiet=FLAGS.quiet,
                      writer=writer()).run()
 
@@ -160,27 +167,11 @@ def grid() -> str:
 
 
 def list_() -> str:
-  """Prints the datasets and models available, with parameter counts."""
-  from lottery_tf import data, models  # pylint: disable=g-import-not-at-top
-  print("datasets:")
-  for d in data.describe():
-    counts = "/".join(f"{d[k]:,}" if isinstance(d.get(k), int) else "?"
-                      for k in ("train", "test"))
-    embedded = "  (embedded, no download)" if d.get("embedded") else ""
-    print(f"  {d['name']:<24} {d['shape']:>10}  {d['classes']:>4} classes  "
-          f"train/test {counts}{embedded}")
-  print("models (trainable parameters on the input each was designed for):")
-  for name in models.names():
-    shape, classes = models.canonical_input(name)
-    count = models.param_count(name, shape, classes)
-    print(f"  {name:<16} {count:>12,}  ({models.canonical_label(name)})  "
-          f"{models.describe(name)}")
-  from lottery_tf.lottery import branch  # pylint: disable=g-import-not-at-top
-  print("branches (--controls, run at every level beside the ticket):")
-  for name in branch.names():
-    cls = branch.get(name)
-    where = "every level" if cls.at_level_0 else "levels 1.."
-    print(f"  {name:<16} {cls.help}  ({where})")
+  """Prints the datasets, models (with parameter counts) and branches, from
+  the stored catalog: no TensorFlow, no model built (lottery_tf.catalog),
+  plus anything a plugin has registered in this process."""
+  from lottery_tf import catalog  # pylint: disable=g-import-not-at-top
+  print("\n".join(catalog.lines(catalog.current())))
   return ""
 
 
@@ -203,7 +194,9 @@ _OUTPUT = ("output_dir", "experiment_name", "quiet", "verbose")
 
 #: command -> the flags it reads (hparam classes: all their fields).
 FLAGS_OF = {
-    "find": _TASK + (PruningHparams, LotteryHparams) + _OUTPUT,
+    # --replicates (a grid flag too): seeds of the recipe, see
+    # lottery_tf.lottery.replicates.
+    "find": _TASK + (PruningHparams, LotteryHparams, "replicates") + _OUTPUT,
     "train": _TASK + _OUTPUT,
     # The ticket brings its model and pruning; --prune_only picks which of
     # its masks carry over.

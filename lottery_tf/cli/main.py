@@ -3,6 +3,8 @@
 Bad input of any kind ends with exit status 2 and one line on stderr that
 names the flag or file; a Python traceback means a bug in lottery_tf.
 """
+import contextlib
+import io
 import os
 import re
 import sys
@@ -16,7 +18,6 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from lottery_tf import presets  # noqa: E402
-from lottery_tf.cli import commands  # noqa: E402
 from lottery_tf.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -31,17 +32,46 @@ def _fail(message: str) -> None:
   sys.exit(2)
 
 
+#: Commands that never load TensorFlow: they answer in a second.
+_NO_TENSORFLOW = ("list", "presets")
+
 _HELP = ("--help", "-h", "-?", "--helpfull", "--helpshort", "--helpxml")
+
+
+def _commands():
+  """The commands module, which defines every flag; imported on first use so
+  that the plain `lottery_tf list` (see :func:`run`) loads none of it."""
+  from lottery_tf.cli import commands  # pylint: disable=g-import-not-at-top
+  return commands
 
 
 def _command_help(argv) -> None:
   """``lottery_tf COMMAND --help``: that command's flags, then exit 0."""
+  commands = _commands()
   words = [a for a in argv[1:] if not a.startswith("-")]
   if (words and words[0] in commands.COMMANDS
       and any(a.split("=")[0] in ("--help", "-h", "-?", "--helpshort")
               for a in argv[1:])):
     sys.stdout.write(commands.help_for(words[0]))
     sys.exit(0)
+
+
+def flag_error_message(e: Exception) -> str:
+  """absl's parse error as our one line, naming the flag."""
+  # absl's own prefix ("ERROR:: Unable to open flagfile") is not ours.
+  message = str(e)
+  if message.startswith("ERROR::"):
+    message = message[len("ERROR::"):].strip()
+  # A declared interval's validator (cli.flags): "flag --x=v: must be in
+  # [0, inf), got v" -> "--x: must be ...", the first if several.
+  bounds = re.match(r"flag --(\w+)=.*?: (--\1: )?(.*)",
+                    message.split("\n")[0])
+  if bounds:
+    message = f"--{bounds.group(1)}: {bounds.group(3)}"
+  if message.startswith("Unable to open flagfile"):
+    message = ("--flagfile: cannot open it: " + message.split(":", 1)[1]
+               .strip() + "; `lottery_tf presets` lists the presets")
+  return message
 
 
 def _parse(argv):
@@ -54,20 +84,7 @@ def _parse(argv):
   except UserError as e:
     _fail(str(e))
   except flags.Error as e:
-    # absl's own prefix ("ERROR:: Unable to open flagfile") is not ours.
-    message = str(e)
-    if message.startswith("ERROR::"):
-      message = message[len("ERROR::"):].strip()
-    # A declared interval's validator (cli.flags): "flag --x=v: must be in
-    # [0, inf), got v" -> "--x: must be ...", the first if several.
-    bounds = re.match(r"flag --(\w+)=.*?: (--\1: )?(.*)",
-                      message.split("\n")[0])
-    if bounds:
-      message = f"--{bounds.group(1)}: {bounds.group(3)}"
-    if message.startswith("Unable to open flagfile"):
-      message = ("--flagfile: cannot open it: " + message.split(":", 1)[1]
-                 .strip() + "; `lottery_tf presets` lists the presets")
-    _fail(message)
+    _fail(flag_error_message(e))
   except SystemExit:
     # absl exits 1 after printing help; asking for help is not an error.
     if any(a.split("=")[0] in _HELP for a in argv[1:]):
@@ -99,10 +116,20 @@ def _disk_full(e: BaseException):
   return None
 
 
+def _op_error():
+  """TensorFlow's OpError, if TensorFlow is loaded (commands such as `list`
+  never load it), else an exception nothing raises."""
+  tf = sys.modules.get("tensorflow")
+  return tf.errors.OpError if tf is not None else _NeverRaised
+
+
+class _NeverRaised(Exception):
+  pass
+
+
 def _main(argv):
   logging.set_verbosity(logging.ERROR)
-  from lottery_tf._keras import tf  # pylint: disable=g-import-not-at-top
-  tf.get_logger().setLevel("ERROR")
+  commands = _commands()
   words = argv[1:]
   names = ", ".join(commands.COMMANDS)
   if not words:
@@ -113,13 +140,20 @@ def _main(argv):
   command = commands.COMMANDS.get(words[0])
   if command is None:
     _fail(f"unknown command {words[0]!r}; choose one of: {names}")
+  if words[0] not in _NO_TENSORFLOW:
+    from lottery_tf._keras import tf  # pylint: disable=g-import-not-at-top
+    tf.get_logger().setLevel("ERROR")
+  # --quiet: nothing but the last line (errors still go to stderr).
+  hush = (contextlib.redirect_stdout(io.StringIO()) if FLAGS.quiet
+          else contextlib.nullcontext())
   try:
     commands.check_flags(words[0])
     commands.setup_runtime(words[0])
-    results = command()
+    with hush:
+      results = command()
   except UserError as e:
     _fail(str(e))
-  except (OSError, tf.errors.OpError) as e:
+  except (OSError, _op_error()) as e:
     full = _disk_full(e)
     if full is None:
       raise
@@ -135,6 +169,12 @@ def _main(argv):
 
 
 def run():
+  if sys.argv[1:] == ["list"]:
+    # The common case answers from the stored catalog before the flag
+    # definitions (and with them TensorFlow) are imported: well under 3 s.
+    from lottery_tf import catalog  # pylint: disable=g-import-not-at-top
+    print("\n".join(catalog.lines(catalog.load())), flush=True)
+    sys.exit(0)
   app.run(_main, flags_parser=_parse)
 
 

@@ -38,7 +38,14 @@ def run(exp_dir: str, dhp, mhp, thp, *, quiet: bool = False,
       "ms_per_step": result.ms_per_step,
       "wall_seconds": time.time() - began,
       "metrics": metrics,
+      "history": {k: [float(x) for x in v]
+                  for k, v in result.history.items()},
   }
+  if not writer.redirected:
+    from lottery_tf import paths  # pylint: disable=g-import-not-at-top
+    from lottery_tf.foundations import tensorboard  # pylint: disable=g-import-not-at-top
+    tensorboard.write_run_scalars(
+        os.path.join(paths.tensorboard(exp_dir), "train"), summary["history"])
   writer.write_json(metrics_path, summary)
   print(f"dense {mhp.model} on {dhp.dataset}: "
         + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))

@@ -37,8 +37,8 @@ def _split(metrics: dict) -> str:
 def rows(exp_dir: str, levels: int, controls: List[str],
          writer: store.Writer = store.LOCAL) -> List[dict]:
   """One row per (level, run) that has finished; each names its experiment
-  (directory name: name-hash) and --seed, so the summaries of several
-  experiments concatenate into one table."""
+  (directory name: name-hash), --seed and replicate (find --replicates), so
+  the summaries of several experiments concatenate into one table."""
   out = []
   experiment = os.path.basename(exp_dir.rstrip("/"))
   for level in range(levels + 1):
@@ -48,7 +48,8 @@ def rows(exp_dir: str, levels: int, controls: List[str],
         continue
       row = {"level": level, "run": run, "density": m["density"],
              "steps": m["steps"], "ms_per_step": m["ms_per_step"],
-             "experiment": experiment, "seed": m.get("seed")}
+             "experiment": experiment, "seed": m.get("seed"),
+             "replicate": m.get("replicate", 0)}
       row.update(m["metrics"])
       lmc = _lmc(exp_dir, level, writer) if run == paths.TICKET_RUN else None
       if lmc is not None:  # --lmc_every_level (Frankle et al. 2020)
@@ -155,8 +156,62 @@ def write_summary(exp_dir: str, levels: int, controls: List[str],
                      first=("density", "level", "run"))
     plot_accuracy_vs_density(
         table, os.path.join(exp_dir, paths.PLOT),
-        title=os.path.basename(exp_dir.rstrip("/")), writer=writer)
+        title=title(hparams) or os.path.basename(exp_dir.rstrip("/")),
+        writer=writer)
   return table
+
+
+_MODELS = {"lenet_300_100": "LeNet-300-100", "lenet5": "LeNet-5",
+           "conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6"}
+_DATASETS = {"mnist_5k": "MNIST (5k)", "mnist": "MNIST",
+             "cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST",
+             "digits": "digits (8x8)"}
+
+
+def _flat(provenance) -> dict:
+  """Every leaf of a (nested) hparams dict by its last key; the first wins."""
+  out = {}
+  def walk(d):
+    for k, v in d.items():
+      if isinstance(v, dict):
+        walk(v)
+      else:
+        out.setdefault(k, v)
+  if isinstance(provenance, dict):
+    walk(provenance)
+  return out
+
+
+def title(provenance) -> str:
+  """A figure title in words from an experiment's hparams.json, e.g.
+  ``LeNet-300-100 on MNIST (5k) — SGD lr 0.1, 15ep, global IMP 20%/level,
+  rewind to 0it``; fields that are missing are left out ("" if none)."""
+  f = _flat(provenance)
+  head = ""
+  model, data = f.get("model") or f.get("model_name"), f.get("dataset") or f.get(
+      "dataset_name")
+  if model:
+    head = _MODELS.get(str(model), str(model))
+  if data:
+    head += (" on " if head else "") + _DATASETS.get(str(data), str(data))
+  recipe = []
+  if f.get("optimizer"):
+    opt = str(f["optimizer"])
+    recipe.append((opt.upper() if len(opt) <= 4 else opt)
+                  + (f" lr {f['lr']:g}" if isinstance(f.get("lr"), (int, float))
+                     else ""))
+  if f.get("training_steps"):
+    recipe.append(str(f["training_steps"]))
+  frac = f.get("pruning_fraction")
+  if isinstance(frac, (int, float)):
+    strategy = f.get("pruning_strategy")
+    recipe.append(f"{strategy + ' ' if strategy else ''}IMP "
+                  f"{100 * frac:g}%/level")
+  if f.get("rewind") not in (None, ""):
+    recipe.append(f"rewind to {f['rewind']}")
+  if recipe:
+    head += (" — " if head else "") + ", ".join(recipe)
+  return head
 
 
 def plot_accuracy_vs_density(table: List[dict], path: str, title: str = "",
@@ -170,14 +225,22 @@ def plot_accuracy_vs_density(table: List[dict], path: str, title: str = "",
   dense = [r for r in table if r["level"] == 0 and r["run"] == "ticket"]
   runs = list(dict.fromkeys(["ticket", *(r["run"] for r in table)]))
   for i, run in enumerate(runs):
-    pts = sorted(((r["density"], r[metric]) for r in table
+    pts = sorted(((r["density"], r[metric], r.get(f"{metric}_std"))
+                  for r in table
                   if r["run"] == run or (run != "ticket" and r in dense)),
-                 reverse=True)
+                 reverse=True, key=lambda p: p[0])
     if len(pts) < (2 if run != "ticket" else 1):
       continue
     style, color = STYLES.get(run, ("d-.", f"C{4 + i}"))
-    ax.plot([100 * p[0] for p in pts], [100 * p[1] for p in pts], style,
-            color=color, label=run.replace("_", " "))
+    xs, ys = [100 * p[0] for p in pts], [100 * p[1] for p in pts]
+    ax.plot(xs, ys, style, color=color, label=run.replace("_", " "))
+    stds = [None if p[2] in (None, "") else float(p[2]) for p in pts]
+    if any(s is not None for s in stds):  # replicates: error bars
+      ax.errorbar(xs, ys, yerr=[100 * (s or 0.0) for s in stds], fmt="none",
+                  ecolor=color, capsize=3, alpha=0.8)
+  if dense and dense[0].get(metric) is not None:
+    ax.axhline(100 * dense[0][metric], color="0.4", linestyle="--",
+               linewidth=1, label="dense")
   ax.set_xscale("log")
   ax.invert_xaxis()
   ticks = sorted({round(100 * r["density"], 1) for r in table}, reverse=True)

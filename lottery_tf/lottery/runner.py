@@ -31,7 +31,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from lottery_tf import paths, pruning
-from lottery_tf.foundations import fs, provenance, store, workspace
+from lottery_tf.foundations import fs, provenance, store, tensorboard, workspace
 from lottery_tf.foundations import hparams as hp_lib
 from lottery_tf._keras import tf
 from lottery_tf.errors import UserError
@@ -63,7 +63,7 @@ class LotteryRunner:
                rewind_point: Optional[RewindPoint] = None,
                writer: Optional[store.Writer] = None,
                quiet: bool = False, log=print, save_tickets: bool = True,
-               label: str = "find"):
+               label: str = "find", replicate: int = 0):
     php.validate()
     lhp.validate()
     self.exp_dir = exp_dir
@@ -72,6 +72,9 @@ class LotteryRunner:
     self.lhp = lhp
     self.log = log
     self.label = label  # What the header calls this run.
+    # Which replicate of its recipe this is (find --replicates), recorded in
+    # every run's metrics.json and so in summary.csv.
+    self.replicate = replicate
     self.save_tickets = save_tickets
     self.branches = [branch_lib.get(name)() for name in lhp.branch_list()]
     self.rewind_step = task.steps(lhp.rewind, "--rewind")
@@ -205,7 +208,8 @@ class LotteryRunner:
                         out)
     out.update(level=level, run=paths.TICKET_RUN,
                wall_seconds=time.time() - began,
-               rewind_step=self.rewind_step, **self.provenance())
+               rewind_step=self.rewind_step, replicate=self.replicate,
+               **self.provenance())
     if self.pretraining is not None:
       out["pretraining"] = self.pretraining.to_dict()
     # Written last: its presence marks the ticket of this level done.
@@ -225,7 +229,8 @@ class LotteryRunner:
         task=self.task, lottery=self.lhp, trainer=self.session,
         ticket_weights=trained))
     out.update(level=level, run=b.name, wall_seconds=time.time() - began,
-               rewind_step=self.rewind_step, **self.provenance())
+               rewind_step=self.rewind_step, replicate=self.replicate,
+               **self.provenance())
     if not self.is_chief:
       return
     b.save(d, out, self.writer)
@@ -275,5 +280,6 @@ class LotteryRunner:
       line = report.level_line(self.exp_dir, level, runs, self.writer,
                                levels=levels, eta_seconds=eta)
       self.log(("(done) " if done else "") + line)
-      report.write_summary(self.exp_dir, levels, runs, self.writer)
+      table = report.write_summary(self.exp_dir, levels, runs, self.writer)
+      tensorboard.write_level_summary(self.exp_dir, table, self.writer)
     return paths.summary(self.exp_dir)

@@ -8,12 +8,15 @@ independent of what ran before it, and a resumed process reproduces an
 uninterrupted one exactly. This is the :class:`~lottery_tf.lottery.branch.
 Trainer` the runner hands its branches.
 """
-from typing import Callable, Dict, Optional
+import os
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
+from lottery_tf._keras import keras
 
-from lottery_tf import pruning, training
+from lottery_tf import paths, pruning, training
 from lottery_tf.foundations import store
+from lottery_tf.foundations import tensorboard
 from lottery_tf.lottery import branch as branch_lib
 from lottery_tf.lottery.task import Task
 from lottery_tf.training import checkpoint as checkpoint_lib
@@ -21,6 +24,57 @@ from lottery_tf.training import optimizers
 from lottery_tf.training.rewind import RewindCallback, load_weights, snapshot
 
 Weights = Dict[str, np.ndarray]
+
+#: The per-epoch history of a checkpointed run so far, beside its checkpoint,
+#: so a resumed run's metrics.json holds every epoch.
+HISTORY_FILE = "history.json"
+
+
+class _HistorySaver(keras.callbacks.Callback):
+  """Keeps the run's per-epoch history (``prior`` plus this fit's epochs)
+  in ``path`` at each epoch edge (a resumed run reads it back)."""
+
+  def __init__(self, path: str, prior: Dict[str, List[float]], writer, *,
+               steps_per_epoch: int, end_step: int):
+    super().__init__()
+    self.path = path
+    self.history = {k: list(v) for k, v in prior.items()}
+    self.writer = writer
+    self.steps_per_epoch = steps_per_epoch
+    self.end_step = end_step
+
+  def on_train_batch_end(self, batch, logs=None):
+    # At each epoch edge (and the run's end), as training.fit keeps it, and
+    # before the epoch's end so that a kill right after the checkpoint the
+    # edge takes (MidRunCheckpoint, also at batch end) keeps the epoch. Only
+    # with --checkpoint_every, whose callback runs here already.
+    step = optimizers.global_step(self.model.optimizer)
+    if step % self.steps_per_epoch and step != self.end_step:
+      return
+    logs = dict(logs or {})
+    logs["lr"] = float(optimizers.schedule_of(self.model.optimizer)(step))
+    for k, v in logs.items():
+      self.history.setdefault(k, []).append(float(v))
+    self.writer.write_json(self.path, self.history)
+
+
+def merge_history(prior: Dict[str, list], more: Dict[str, list]
+                  ) -> Dict[str, list]:
+  """``prior``'s epochs followed by ``more``'s, as plain floats."""
+  out = {k: [float(x) for x in v] for k, v in prior.items()}
+  for k, v in more.items():
+    out.setdefault(k, []).extend(float(x) for x in v)
+  return out
+
+
+def write_scalars(writer: store.Writer, run_dir: Optional[str],
+                  history: Dict[str, list]) -> None:
+  """The run's TensorBoard scalars, once, from its final history (the
+  chief's; a non-chief's writer is redirected to its scratch directory)."""
+  if run_dir is None or writer.redirected:
+    return
+  tensorboard.write_run_scalars(paths.tensorboard_of_run_dir(run_dir),
+                                history)
 
 
 def wrapped_model(task: Task, php, seed: int, float32: bool = False):
@@ -144,7 +198,23 @@ class Session(branch_lib.Trainer):
       if rewind_cb is not None and resumed > rewind_cb.rewind_step:
         # Taken before the cut: it is on disk.
         rewind_cb.weights = self.writer.read_npz(rewind_cb.path)
-    callbacks = [cb for cb in (rewind_cb, ckpt) if cb is not None]
+    prior: Dict[str, list] = {}
+    saver = None
+    if ckpt is not None:
+      hist_path = os.path.join(checkpoint_lib.directory_of(run_dir),
+                               HISTORY_FILE)
+      if resumed is not None and self.writer.exists(hist_path):
+        # The epoch edges passed by the checkpoint's step (the history file
+        # may be ahead of the checkpoint it resumes from).
+        spe = task.steps_per_epoch
+        epochs = resumed // spe - start // spe
+        prior = {k: v[:epochs]
+                 for k, v in self.writer.read_json(hist_path).items()}
+      saver = _HistorySaver(hist_path, prior, self.writer,
+                            steps_per_epoch=task.steps_per_epoch,
+                            end_step=task.total_steps)
+    # The saver before the checkpoint: the history is never behind it.
+    callbacks = [cb for cb in (rewind_cb, saver, ckpt) if cb is not None]
     result = training.fit(
         train_model, task.train_data(data_seed),
         steps_per_epoch=task.steps_per_epoch,
@@ -152,6 +222,8 @@ class Session(branch_lib.Trainer):
         boundaries=[self.rewind_step], callbacks=callbacks,
         verbose=training.verbosity(self.quiet))
     metrics = training.evaluate(train_model, self.eval_data)
+    history = merge_history(prior, result.history)
+    write_scalars(self.writer, run_dir, history)
     densities = pruning.densities(model)
     return {
         "metrics": metrics,
@@ -165,4 +237,6 @@ class Session(branch_lib.Trainer):
         "data_seed": data_seed,
         "replicas": model.distribute_strategy.num_replicas_in_sync,
         "resumed_from_step": resumed,
+        # Per epoch: train loss/accuracy, lr (and val_* where evaluated).
+        "history": history,
     }

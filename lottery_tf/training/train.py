@@ -160,6 +160,23 @@ def repeating(epoch_data: Callable[[], tf.data.Dataset]
   return make
 
 
+class EpochLearningRate(keras.callbacks.Callback):
+  """Records the learning rate at each epoch's end in the epoch's logs
+  (``lr``, so Keras' History keeps it); epoch-level only, no per-step
+  Python."""
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is None:
+      return
+    from lottery_tf.training import optimizers  # pylint: disable=g-import-not-at-top
+    opt = self.model.optimizer
+    try:
+      schedule = optimizers.schedule_of(opt)
+      logs["lr"] = float(schedule(optimizers.global_step(opt)))
+    except (ValueError, TypeError, AttributeError):
+      logs["lr"] = float(keras.backend.get_value(opt.learning_rate))
+
+
 @dataclasses.dataclass
 class FitResult:
   steps: int
@@ -191,7 +208,7 @@ def fit(train_model: TrainModel, train_data: Callable[..., tf.data.Dataset], *,
   cuts.update(range(math.ceil(start_step / steps_per_epoch) * steps_per_epoch,
                     end_step, steps_per_epoch))
   cuts = sorted(cuts)
-  callbacks = list(callbacks)
+  callbacks = [EpochLearningRate()] + list(callbacks)
   progress = None
   if verbose == LINE:
     verbose = 0
@@ -226,8 +243,12 @@ def fit(train_model: TrainModel, train_data: Callable[..., tf.data.Dataset], *,
         epochs=(b // per_epoch if per_epoch == steps_per_epoch else 1),
         steps_per_epoch=per_epoch, callbacks=callbacks, verbose=verbose,
         validation_data=validation_data if b == end_step else None)
-    for k, v in hist.history.items():
-      history.setdefault(k, []).extend(v)
+    # One history entry per epoch: a segment that ends mid-epoch (at a
+    # boundary) leaves none; the epoch's last segment stands for it.
+    if per_epoch == steps_per_epoch or b % steps_per_epoch == 0 or (
+        b == end_step):
+      for k, v in hist.history.items():
+        history.setdefault(k, []).extend(v)
   seconds = time.perf_counter() - began
   if progress is not None:
     progress.erase()

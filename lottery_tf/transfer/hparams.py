@@ -82,8 +82,11 @@ class GridHparams(Hparams):
       "", "grid: comma-separated levels to transfer (empty: 1..--levels).",
       many=True)
   replicates: int = field(
-      1, "grid: seeds per transfer and random ticket; the table reports mean "
-      "and standard deviation.", interval="[1, inf)")
+      1, "grid: seeds per transfer and random ticket; find: seeds of the "
+      "recipe (--seed, --seed+1, ...), each its own experiment, the first the "
+      "plain find's, their mean and spread per level in "
+      "<first>-<N>_replicates/. The tables report mean and standard "
+      "deviation.", interval="[1, inf)")
   heatmap_level: int = field(
       -1, "grid: level shown in the heatmap (-1: the last one).",
       affects_results=False)

@@ -216,7 +216,9 @@ def _fit_and_eval(model, task: Task, quiet: bool) -> dict:
   return {"metrics": metrics, "density": densities.pop("overall"),
           "density_per_layer": densities, "trained_layers": trains,
           "frozen_layers": frozen, "steps": result.steps,
-          "ms_per_step": result.ms_per_step, "train_seconds": result.seconds}
+          "ms_per_step": result.ms_per_step, "train_seconds": result.seconds,
+          "history": {k: [float(x) for x in v]
+                      for k, v in result.history.items()}}
 
 
 class TransferRunner:
@@ -289,6 +291,10 @@ class TransferRunner:
                num_classes=self.task.info.num_classes,
                classifier_units=classifier(model).units,
                **self.provenance())
+    if not self.writer.redirected:
+      from lottery_tf.foundations import tensorboard  # pylint: disable=g-import-not-at-top
+      tensorboard.write_run_scalars(
+          os.path.join(paths.tensorboard(self.exp_dir), kind), out["history"])
     self.writer.write_json(path, out)
     return out
 
