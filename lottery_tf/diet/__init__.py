@@ -10,3 +10,8 @@
   (``lottery_tf diet``): scores, IMP from each pre-training, instability per
   level, a comparison plot and table.
 """
+
+# `lt.diet(...)` calls lottery_tf.api.diet even once this package is loaded.
+from lottery_tf import api as _api  # noqa: E402  pylint: disable=g-import-not-at-top
+
+_api.command_package(__name__)

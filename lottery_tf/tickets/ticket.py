@@ -146,6 +146,11 @@ class Ticket:
   masks: Dict[str, np.ndarray]
   flag: str = "--ticket"
 
+  def __repr__(self):
+    keys = ("model", "dataset", "level", "density")
+    meta = ", ".join(f"{k}={self.meta[k]!r}" for k in keys if k in self.meta)
+    return f"Ticket({self.path!r}, {meta})"
+
   @property
   def model_name(self) -> str:
     return self.meta["model"]

@@ -15,3 +15,8 @@ from lottery_tf.transfer.runner import (CLASSIFIER, HEAD_HIDDEN, TransferRunner,
 __all__ = ["CLASSIFIER", "GridHparams", "HEAD_HIDDEN", "TransferHparams",
            "TransferRunner", "build_target_model", "classifier", "prepare",
            "source_weights", "target_data_hparams", "transfer_masks"]
+
+# `lt.transfer(...)` calls lottery_tf.api.transfer even once this package is loaded.
+from lottery_tf import api as _api  # noqa: E402  pylint: disable=g-import-not-at-top
+
+_api.command_package(__name__)
