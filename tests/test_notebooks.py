@@ -19,7 +19,11 @@ from conftest import REPO, clean_env
 NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = sorted(glob.glob(os.path.join(NOTEBOOK_DIR, "*.ipynb")))
 EXPECTED = ("01_find_a_ticket.ipynb", "02_transfer_tickets.ipynb",
-            "03_data_diet.ipynb")
+            "03_data_diet.ipynb", "04_your_own_keras_model.ipynb")
+#: Still written against internal modules (issue 15, item 3: to be rewritten
+#: on the public API); strict, so the mark must go when one is.
+INTERNAL_API = ("01_find_a_ticket.ipynb", "02_transfer_tickets.ipynb",
+                "03_data_diet.ipynb")
 CELL_TIMEOUT = 300
 # `lottery_tf find --flagfile=flags/demo_mnist5k.cfg`, etc.
 SCALE_UP = re.compile(
@@ -39,7 +43,41 @@ def _ids(paths):
   return [os.path.basename(p) for p in paths]
 
 
-def test_the_three_notebooks_exist():
+def _internal_names(source: str):
+  """What a cell reaches of lottery_tf that is not its public surface."""
+  import lottery_tf  # pylint: disable=g-import-not-at-top
+  public = set(lottery_tf.__all__)
+  found = re.findall(r"^\s*(?:from|import) lottery_tf\.[\w.]+", source, re.M)
+  for names in re.findall(r"^\s*from lottery_tf import ([\w, ()]+)", source,
+                          re.M):
+    found += [n for n in re.findall(r"\w+", names) if n not in public]
+  body = re.sub(r"^\s*(from|import) .*$", "", source, flags=re.M)
+  for alias in set(re.findall(r"^\s*import lottery_tf as (\w+)", source, re.M)
+                   ) | {"lottery_tf"}:
+    found += [n for n in re.findall(rf"\b{alias}\.(\w+)", body)
+              if n not in public]
+  return found
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, marks=pytest.mark.xfail(
+        strict=True, reason="not yet on the public API"))
+    if os.path.basename(p) in INTERNAL_API else p
+    for p in NOTEBOOKS], ids=_ids(NOTEBOOKS))
+def test_notebook_uses_only_the_public_api(path):
+  text = "\n".join(c.source for c in _code(_read(path)))
+  assert not _internal_names(text)
+
+
+def test_the_public_api_check_finds_internal_names():
+  assert _internal_names("from lottery_tf.lottery import report") == [
+      "from lottery_tf.lottery"]
+  assert _internal_names("from lottery_tf import paths, find") == ["paths"]
+  assert _internal_names("import lottery_tf as lt\nlt.pruning.wrap(m)\n"
+                         "lt.find(levels=1)\nlt.keras.wrap(m)") == ["pruning"]
+
+
+def test_the_notebooks_exist():
   assert set(EXPECTED) <= set(_ids(NOTEBOOKS))
 
 
