@@ -58,17 +58,23 @@ def _argv(command: str, kwargs: Dict[str, Any], known) -> List[str]:
 def _run(command: str, kwargs: Dict[str, Any]) -> "Result":
   # pylint: disable=g-import-not-at-top
   from absl import flags
+  from absl import logging
   from lottery_tf import presets
   from lottery_tf.cli import main
   commands = main._commands()  # pylint: disable=protected-access
   argv = _argv(command, kwargs, set(commands.flags_of(command)))
   argv = presets.resolve_argv(argv)
   main.FLAGS.unparse_flags()
+  # Parsing resets absl's --verbosity; the run is as quiet as the CLI's
+  # (TFDS' deprecation warnings), and the caller's level comes back after.
+  verbosity = logging.get_verbosity()
   try:
     main.FLAGS(argv)
   except flags.Error as e:
     main.FLAGS.unparse_flags()
+    logging.set_verbosity(verbosity)
     raise ValueError(main.flag_error_message(e)) from None
+  logging.set_verbosity(logging.ERROR)
   if command not in main._NO_TENSORFLOW:  # pylint: disable=protected-access
     from lottery_tf._keras import tf
     tf.get_logger().setLevel("ERROR")
@@ -81,6 +87,7 @@ def _run(command: str, kwargs: Dict[str, Any]) -> "Result":
       path = commands.COMMANDS[command]()
   finally:
     main.FLAGS.unparse_flags()
+    logging.set_verbosity(verbosity)
   return Result(command, path)
 
 
