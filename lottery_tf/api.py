@@ -135,7 +135,10 @@ class Result:
                            os.path.join(self.path, "summary.json"))
     runs = data.get("runs") if isinstance(data, dict) else None
     if isinstance(runs, dict):
-      rows = [{"run": name, **value} for name, value in runs.items()]
+      # The run's kind names it (a dense control's own metrics say
+      # "ticket": the level-0 run of the target's IMP).
+      rows = [{"run": name, **{k: v for k, v in value.items() if k != "run"}}
+              for name, value in runs.items()]
     else:
       rows = data if isinstance(data, list) else [data]
     table = pd.json_normalize(rows)

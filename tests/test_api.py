@@ -1,5 +1,6 @@
 """The Python API (lottery_tf.api, exported by lottery_tf): the commands as
 functions with the flags as keywords, returning a Result."""
+import json
 import os
 
 import pandas as pd
@@ -103,3 +104,17 @@ def test_transfer_takes_a_ticket_and_train_a_recipe(found):
   assert d.path.endswith("metrics.json")
   assert 0 <= d.summary["test_accuracy"][0] <= 1
   assert callable(lt.transfer) and hasattr(lt.transfer, "TransferRunner")
+
+
+def test_a_transfer_summary_names_each_run_by_its_kind(tmp_path):
+  # A dense control's own metrics (the target IMP's level 0) say "ticket".
+  path = tmp_path / "transfer.json"
+  path.write_text(json.dumps({"runs": {
+      "transfer": {"density": 0.1, "metrics": {"test_accuracy": 0.8}},
+      "dense": {"run": "ticket", "density": 1.0,
+                "metrics": {"test_accuracy": 0.9},
+                "versions": {"tensorflow": "2"}}}}))
+  rows = lt.Result("transfer", str(path)).summary
+  assert list(rows["run"]) == ["transfer", "dense"]
+  assert list(rows["test_accuracy"]) == [0.8, 0.9]
+  assert "versions.tensorflow" not in rows.columns
