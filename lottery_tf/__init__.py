@@ -40,6 +40,10 @@ _LAZY = {"keras": ("lottery_tf.keras", None),
 _API = ("Result", "find", "train", "transfer", "grid", "score", "lmc", "diet",
         "export")
 _LAZY.update({name: ("lottery_tf.api", name) for name in _API})
+# Subpackages named like their command: the package itself, which calls the
+# command (lottery_tf.api.command_package), so `from lottery_tf import
+# transfer` is the package whether or not `lt.transfer(...)` came first.
+_LAZY.update({name: (f"lottery_tf.{name}", None) for name in ("transfer", "diet")})
 
 __all__ = ["__version__", *_LAZY]
 

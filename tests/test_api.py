@@ -118,3 +118,23 @@ def test_a_transfer_summary_names_each_run_by_its_kind(tmp_path):
   assert list(rows["run"]) == ["transfer", "dense"]
   assert list(rows["test_accuracy"]) == [0.8, 0.9]
   assert "versions.tensorflow" not in rows.columns
+
+
+def test_commands_named_like_subpackages_are_both():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = ("import lottery_tf as lt\n"
+          "f = lt.transfer; d = lt.diet\n"
+          "from lottery_tf import transfer, diet\n"
+          "assert transfer is f and diet is d, (transfer, diet)\n"
+          "assert callable(transfer) and hasattr(transfer, 'TransferRunner')\n"
+          "assert callable(diet) and hasattr(diet, '__path__')\n"
+          "try:\n"
+          "  lt.transfer(bogus=1)\n"
+          "except ValueError as e:\n"
+          "  assert 'bogus' in str(e)\n"
+          "else:\n"
+          "  raise SystemExit('no ValueError')\n")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]

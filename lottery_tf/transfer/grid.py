@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import os
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -189,7 +189,8 @@ class GridRunner:
                           first=tuple(rows[0]))
     heat_level = levels[-1] if self.ghp.heatmap_level < 0 else \
         self.ghp.heatmap_level
-    plots = plot_grid(rows, self.exp_dir, heat_level, self.writer)
+    plots = plot_grid(rows, self.exp_dir, heat_level, self.writer,
+                      baseline=self.ghp.heatmap_baseline)
     self.writer.write_json(os.path.join(self.exp_dir, "grid.json"), {
         "rows": rows, "comparison": compare(rows), "plots": plots, "heatmap_level": heat_level,
         "hparams": self.description.hparams_dict(),
@@ -268,15 +269,21 @@ def format_table(rows: List[dict]) -> str:
 
 
 def plot_grid(rows: List[dict], out_dir: str, heat_level: int,
-              writer: store.Writer = store.LOCAL) -> List[str]:
-  """One accuracy-vs-density plot per target, and the heatmap."""
+              writer: store.Writer = store.LOCAL,
+              baseline: str = "random_ticket") -> List[str]:
+  """One accuracy-vs-density plot per target, and the heatmap (relative to
+  ``baseline``'s accuracy, or plain accuracy with ``"none"``)."""
   figures.pyplot()  # the backend, before any figure
   paths = [_plot_target(rows, target, to, out_dir, writer) for target, to in
            sorted({(r["target"], r["target_optimizer"]) for r in rows})]
   heat = [r for r in rows
           if r["kind"] == "transfer" and r["level"] == heat_level]
   if heat:
-    paths.append(_plot_heatmap(heat, out_dir, heat_level, writer))
+    base = ([] if baseline == "none" else
+            [r for r in rows if r["kind"] == baseline
+             and r["level"] == heat_level])
+    paths.append(_plot_heatmap(heat, out_dir, heat_level, writer,
+                               baseline if base else "none", base))
   return paths
 
 
@@ -360,23 +367,42 @@ def _density_axis(ax, mine: List[dict]) -> None:
 
 
 def _plot_heatmap(heat: List[dict], out_dir: str, heat_level: int,
-                  writer: store.Writer) -> str:
-  """Source (optimizer) x target (optimizer) transfer accuracy at one level."""
+                  writer: store.Writer, baseline: str = "none",
+                  base: Sequence[dict] = ()) -> str:
+  """Source (optimizer) x target (optimizer) at one level: transfer accuracy
+  minus ``baseline``'s (points, diverging colours centred at 0, the
+  difference and the accuracy in each cell), or plain accuracy."""
   plt = figures.pyplot()
-  srcs, tgts, grid = _heat_grid(heat)
+  srcs, tgts, acc = _heat_grid(heat)
   fig, ax = plt.subplots(figsize=(max(4.8, 2.2 + 1.5 * len(tgts)),
                                   1.6 + 0.6 * len(srcs)))
-  im = ax.imshow(grid, cmap="viridis", aspect="auto")
-  _annotate(ax, grid)
+  density = 100 * np.mean([r["density"] for r in heat])
+  if baseline == "none":
+    im = ax.imshow(acc, cmap="viridis", aspect="auto")
+    _annotate(ax, acc)
+    what = "test accuracy (%)"
+  else:
+    diff = acc - _baseline_grid(base, baseline, srcs, tgts)
+    span = float(np.nanmax(np.abs(diff))) if np.isfinite(diff).any() else 1.0
+    span = max(span, 0.5)
+    im = ax.imshow(diff, cmap="RdBu", vmin=-span, vmax=span, aspect="auto")
+    for i in range(diff.shape[0]):
+      for j in range(diff.shape[1]):
+        if np.isfinite(diff[i, j]):
+          strong = abs(diff[i, j]) > 0.6 * span
+          ax.text(j, i, f"{diff[i, j]:+.1f}\n({acc[i, j]:.1f}%)",
+                  ha="center", va="center", fontsize=8,
+                  color="w" if strong else "k")
+    what = ("transfer minus " + baseline.replace("_", " ")
+            + " (test accuracy, points)")
   ax.set_xticks(range(len(tgts)), [f"{t}\n({o})" for t, o in tgts],
                 fontsize=8)
   ax.set_yticks(range(len(srcs)), [f"{s} ({o})" for s, o in srcs],
                 fontsize=8)
-  ax.set_xlabel("target")
-  ax.set_ylabel("source ticket")
-  density = 100 * np.mean([r["density"] for r in heat])
-  ax.set_title(f"test accuracy (%), level {heat_level}\n"
-               f"({density:.1f}% of weights)", fontsize=9)
+  ax.set_xlabel("target (optimizer)")
+  ax.set_ylabel("source ticket (optimizer)")
+  ax.set_title(f"{what}\nlevel {heat_level}, {density:.1f}% of weights",
+               fontsize=9)
   fig.colorbar(im, ax=ax, fraction=0.046)
   fig.tight_layout()
   path = os.path.join(out_dir, f"heatmap_level{heat_level:02d}.png")
@@ -394,6 +420,24 @@ def _heat_grid(heat: List[dict]) -> Tuple[list, list, np.ndarray]:
          tgts.index((r["target"], r["target_optimizer"]))] = \
         100 * r["accuracy_mean"]
   return srcs, tgts, grid
+
+
+def _baseline_grid(base: Sequence[dict], baseline: str, srcs: list,
+                   tgts: list) -> np.ndarray:
+  """Each cell's baseline accuracy (%, NaN where none): a random ticket of
+  the same source and optimizers, or the target's own ticket (it has no
+  source: one per target and target optimizer)."""
+  grid = np.full((len(srcs), len(tgts)), np.nan)
+  for r in base:
+    to = (r["target"], r["target_optimizer"])
+    if to not in tgts:
+      continue
+    rows = (range(len(srcs)) if baseline == "own_ticket" else
+            [i for i, s in enumerate(srcs)
+             if s == (r["source"], r["source_optimizer"])])
+    for i in rows:
+      grid[i, tgts.index(to)] = 100 * r["accuracy_mean"]
+  return grid
 
 
 def _annotate(ax, grid: np.ndarray) -> None:

@@ -90,6 +90,13 @@ class GridHparams(Hparams):
   heatmap_level: int = field(
       -1, "grid: level shown in the heatmap (-1: the last one).",
       affects_results=False)
+  heatmap_baseline: str = field(
+      "random_ticket", choices=("random_ticket", "own_ticket", "none"),
+      help="grid: the heatmap shows each transfer's accuracy minus this "
+      "control's on the same target (random_ticket: same source, density "
+      "and optimizers; own_ticket: the target's IMP at that level), on a "
+      "diverging scale centred at 0; `none`: plain accuracy. A cell without "
+      "its baseline is left blank.", affects_results=False)
 
   def validate(self, levels: int):
     for flag in ("sources", "targets"):
