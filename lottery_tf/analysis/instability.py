@@ -123,12 +123,20 @@ def run(exp_dir: str, task, start: StartPoint, *, points: int = 11,
   summary.update(_run_fields(task, start, trainer.masks, seeds, copy_metrics,
                              began))
   lmc.save(exp_dir, summary, arrays, name="summary.json",
-           title=f"{task.mhp.model} on {task.dhp.dataset} from "
-                 f"{start.kind} (step {start.step})", writer=writer)
+           title=_title(task, start), writer=writer)
   log(f"lmc from {start.kind} (step {start.step}): "
       + lmc.instability_line(summary)
       + f", train error barrier {100 * summary['train_error_barrier']:.2f}%")
   return summary_path
+
+
+def _title(task, start) -> str:
+  from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
+  where = {"init": "initialisation", "rewind": "the rewind point",
+           "ticket": "a ticket's rewind point"}.get(start.kind, start.kind)
+  return (f"{report.model_name(task.mhp.model)} on "
+          f"{report.dataset_name(task.dhp.dataset)}: two copies from "
+          f"{where} (step {start.step})")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,22 +17,53 @@ def _save(fig, path: str, writer: store.Writer) -> None:
 def histogram(scores: np.ndarray, labels: np.ndarray, path: str,
               score: str = "el2n", title: str = "",
               writer: store.Writer = store.LOCAL) -> None:
-  """All scores, and per class as outlines."""
+  """The scores' distribution (one histogram, with its median and 10/90%
+  marked), and below it one small histogram per class on the same bins
+  (at most 10 classes; more are left out)."""
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(6, 3.6))
-  bins = np.linspace(float(scores.min()), float(scores.max()) + 1e-9, 41)
-  ax.hist(scores, bins=bins, color="C0", alpha=0.35, label="all")
+  name = {"el2n": "EL2N", "grand": "GraNd"}.get(score, score)
   classes = np.unique(labels)
-  if len(classes) <= 10:
-    for c in classes:
-      ax.hist(scores[labels == c], bins=bins, histtype="step", lw=1,
-              label=f"class {c}")
+  per_class = len(classes) <= 10
+  bins = np.linspace(float(scores.min()), float(scores.max()) + 1e-9, 41)
+  fig = plt.figure(figsize=(8, 5.6 if per_class else 3.6),
+                   layout="constrained")
+  grid = fig.add_gridspec(2 if per_class else 1, max(len(classes), 1)
+                          if per_class else 1,
+                          height_ratios=[2.2, 1] if per_class else None)
+  ax = fig.add_subplot(grid[0, :])
+  ax.hist(scores, bins=bins, color="C0")
   ax.set_yscale("log")
-  ax.set_xlabel(f"{score} score (ensemble mean)")
-  ax.set_ylabel("training examples")
-  ax.set_title(title, fontsize=8)
-  ax.legend(fontsize=6, ncol=2)
-  _save(fig, path, writer)
+  ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+  q10, q50, q90 = np.quantile(scores, [0.1, 0.5, 0.9])
+  ax.axvline(q50, color="k", lw=1.2, label=f"median {q50:.3f}")
+  ax.axvline(q10, color="k", lw=1, ls=":",
+             label=f"10% / 90%: {q10:.3f} / {q90:.3f}")
+  ax.axvline(q90, color="k", lw=1, ls=":")
+  ax.legend(fontsize=8)
+  ax.set_xlabel(f"{name} score (ensemble mean): low = easy, high = hard")
+  ax.set_ylabel("training examples (log)")
+  ax.set_title(title or f"{name} scores of {len(scores):,} training "
+               "examples", fontsize=9)
+  ax.grid(True, alpha=0.3)
+  if per_class:
+    first = None
+    tallest = max(np.histogram(scores[labels == c], bins=bins)[0].max()
+                  for c in classes)
+    for k, c in enumerate(classes):
+      sub = fig.add_subplot(grid[1, k], sharey=first)
+      first = first or sub
+      sub.hist(scores[labels == c], bins=bins, color="C1")
+      sub.set_ylim(0, 1.05 * tallest)
+      sub.axvline(np.median(scores[labels == c]), color="k", lw=0.8)
+      sub.set_title(f"class {c}", fontsize=7)
+      sub.tick_params(labelsize=6)
+      sub.set_xticks([bins[0], bins[-1]])
+      sub.tick_params(labelbottom=k == 0, labelleft=k == 0)
+      if k == 0:
+        sub.set_xticklabels([f"{bins[0]:.1f}", f"{bins[-1]:.1f}"])
+    first.set_ylabel("per class\n(median: line)", fontsize=7)
+  figures.save_figure(fig, path, writer, dpi=110)
 
 
 def easy_hard_grid(dhp, scores: np.ndarray, labels: np.ndarray, path: str,

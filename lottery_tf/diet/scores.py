@@ -83,7 +83,7 @@ def compute(exp_dir: str, task, shp, *, quiet: bool = False,
   writer.write_npz(os.path.join(exp_dir, SCORES_FILE), {
       "scores": scores, "member_scores": member_scores,
       "labels": labels.astype(np.int32), "meta": np.array(json.dumps(meta))})
-  _plot(exp_dir, task.dhp, shp, scores, labels, writer)
+  _plot(exp_dir, task, shp, scores, labels, steps, writer)
   summary = _summary(exp_dir, shp, meta, members, scores, labels, n, began)
   writer.write_json(summary_path, summary)
   quantiles = summary["quantiles"]
@@ -200,13 +200,19 @@ def _meta(task, shp, members: List[dict], n: int, steps: int) -> dict:
   }
 
 
-def _plot(exp_dir: str, dhp: DatasetHparams, shp, scores: np.ndarray,
-          labels: np.ndarray, writer: store.Writer):
+def _plot(exp_dir: str, task, shp, scores: np.ndarray, labels: np.ndarray,
+          steps: int, writer: store.Writer):
   from lottery_tf.diet import plots  # pylint: disable=g-import-not-at-top
+  from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
+  dhp = task.dhp
+  name = {"el2n": "EL2N", "grand": "GraNd"}.get(shp.score, shp.score)
+  title = (f"{name} scores of {len(scores):,} {report.dataset_name(dhp.dataset)}"
+           f" training examples: mean of {shp.ensemble_size} "
+           f"{report.model_name(task.mhp.model)}"
+           f"{'s' if shp.ensemble_size > 1 else ''} after {steps} steps")
   plots.histogram(scores, labels, os.path.join(exp_dir,
                                                "scores_histogram.png"),
-                  score=shp.score, title=os.path.basename(exp_dir),
-                  writer=writer)
+                  score=shp.score, title=title, writer=writer)
   plots.easy_hard_grid(dhp, scores, labels,
                        os.path.join(exp_dir, "examples_easy_hard.png"),
                        score=shp.score, writer=writer)

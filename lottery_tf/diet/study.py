@@ -23,6 +23,7 @@ presets, run one after the other) extend the same study, and the comparison
 shows every arm that has run.
 """
 import os
+import re
 import time
 from typing import Callable, List
 
@@ -188,11 +189,41 @@ def write_comparison(study_dir: str,
     writer.write_csv(os.path.join(study_dir, "summary.csv"), rows,
                         first=("arm", "density", "level"))
     plot_comparison(rows, os.path.join(study_dir, "comparison.png"),
-                    title=os.path.basename(study_dir.rstrip("/")),
-                    writer=writer)
+                    title=_title(summary.get("provenance")), writer=writer)
   path = os.path.join(study_dir, "summary.json")
   writer.write_json(path, summary)
   return path
+
+
+def arm_words(arm: str) -> str:
+  """An arm in words: ``easy:0.1`` -> ``easiest 10%``."""
+  if arm == "init":
+    return "none (rewind to init)"
+  if arm == "full":
+    return "all the data"
+  kind, _, size = arm.partition(":")
+  kind = {"easy": "easiest", "hard": "hardest"}.get(kind, kind)
+  try:
+    value = float(size)
+  except ValueError:
+    return arm
+  return f"{kind} {100 * value:g}%" if value < 1 else f"{kind} {int(value):,}"
+
+
+def _title(provenance) -> str:
+  """The comparison's title in words, from the study's hparams.json."""
+  from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
+  hparams = (provenance or {}).get("hparams", {})
+  flat = {k: v for group in hparams.values() if isinstance(group, dict)
+          for k, v in group.items()}
+  head = report.title({"hparams": {k: flat[k] for k in (
+      "model", "dataset", "optimizer", "lr", "training_steps",
+      "pruning_strategy", "pruning_fraction") if k in flat}})
+  steps = str(flat.get("pretrain_steps") or "")
+  steps = re.sub(r"^(\d+)it$", r"\1 steps", re.sub(r"^(\d+)ep$", r"\1 epochs",
+                                                   steps))
+  return head + (f"\nIMP from rewind points pre-trained {steps} on each "
+                 "arm's data" if steps else "")
 
 
 def plot_comparison(rows: List[dict], path: str, title: str = "",
@@ -212,8 +243,12 @@ def plot_comparison(rows: List[dict], path: str, title: str = "",
       pts = [(100 * r["density"], 100 * r[key]) for r in mine
              if r.get(key) is not None]
       if pts:
-        ax.plot(*zip(*pts), "o-", color=f"C{i}", label=arm, ms=4)
+        ax.plot(*zip(*pts), "o-", color=f"C{i}", label=arm_words(arm), ms=4)
       ax.set_ylabel(label)
+    dense = [r for r in mine if r.get("level") == 0]
+    if dense:  # the arm's dense network (its level 0), as a reference
+      axes[0].axhline(100 * dense[0]["test_accuracy"], color=f"C{i}", lw=0.8,
+                      ls=":", label="dense" if i == len(arms) - 1 else None)
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   # One tick per level (arms differ by a few weights), at most about 8.
   per_level = {}

@@ -162,10 +162,27 @@ def write_summary(exp_dir: str, levels: int, controls: List[str],
 
 
 _MODELS = {"lenet_300_100": "LeNet-300-100", "lenet5": "LeNet-5",
-           "conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6"}
+           "conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6",
+           "resnet18": "ResNet-18", "resnet20": "ResNet-20",
+           "resnet50": "ResNet-50", "resnet56": "ResNet-56",
+           "vgg11": "VGG-11", "vgg16": "VGG-16", "vgg19": "VGG-19"}
 _DATASETS = {"mnist_5k": "MNIST (5k)", "mnist": "MNIST",
-             "cifar10": "CIFAR-10", "fashion_mnist": "Fashion-MNIST",
-             "digits": "digits (8x8)"}
+             "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+             "fashion_mnist": "Fashion-MNIST", "digits": "digits (8x8)",
+             "svhn_cropped": "SVHN", "smallnorb": "SmallNORB",
+             "places365_small": "Places365", "imagenet2012": "ImageNet",
+             "imagenet_resized/32x32": "ImageNet 32x32",
+             "imagenet_resized/64x64": "ImageNet 64x64"}
+
+
+def model_name(model: str) -> str:
+  """A model's name as a paper writes it: ``lenet_300_100`` -> LeNet-300-100."""
+  return _MODELS.get(str(model), str(model))
+
+
+def dataset_name(dataset: str) -> str:
+  """A dataset's name as a paper writes it: ``mnist_5k`` -> MNIST (5k)."""
+  return _DATASETS.get(str(dataset), str(dataset))
 
 
 def _flat(provenance) -> dict:
@@ -191,9 +208,9 @@ def title(provenance) -> str:
   model, data = f.get("model") or f.get("model_name"), f.get("dataset") or f.get(
       "dataset_name")
   if model:
-    head = _MODELS.get(str(model), str(model))
+    head = model_name(model)
   if data:
-    head += (" on " if head else "") + _DATASETS.get(str(data), str(data))
+    head += (" on " if head else "") + dataset_name(data)
   recipe = []
   if f.get("optimizer"):
     opt = str(f["optimizer"])

@@ -33,6 +33,19 @@ def label(spec: Tuple[str, str]) -> str:
   return f"{name}[{classes}]" if classes else name
 
 
+def words(dataset_label: str) -> str:
+  """A grid label in words, for figures: ``mnist_5k[0-4]`` -> ``MNIST (5k)
+  0-4``."""
+  from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
+  m = re.fullmatch(r"(.+?)\[(.+)\]", dataset_label)
+  name, classes = (m.group(1), m.group(2)) if m else (dataset_label, "")
+  return report.dataset_name(name) + (f" {classes}" if classes else "")
+
+
+def optimizer_words(optimizer: str) -> str:
+  return {"sgd": "SGD", "adam": "Adam"}.get(optimizer, optimizer)
+
+
 def recipe(thp: TrainingHparams, ghp: GridHparams, optimizer: str
            ) -> TrainingHparams:
   if optimizer == "sgd":
@@ -190,7 +203,8 @@ class GridRunner:
     heat_level = levels[-1] if self.ghp.heatmap_level < 0 else \
         self.ghp.heatmap_level
     plots = plot_grid(rows, self.exp_dir, heat_level, self.writer,
-                      baseline=self.ghp.heatmap_baseline)
+                      baseline=self.ghp.heatmap_baseline,
+                      model=self.mhp.model)
     self.writer.write_json(os.path.join(self.exp_dir, "grid.json"), {
         "rows": rows, "comparison": compare(rows), "plots": plots, "heatmap_level": heat_level,
         "hparams": self.description.hparams_dict(),
@@ -270,11 +284,15 @@ def format_table(rows: List[dict]) -> str:
 
 def plot_grid(rows: List[dict], out_dir: str, heat_level: int,
               writer: store.Writer = store.LOCAL,
-              baseline: str = "random_ticket") -> List[str]:
+              baseline: str = "random_ticket", model: str = "") -> List[str]:
   """One accuracy-vs-density plot per target, and the heatmap (relative to
-  ``baseline``'s accuracy, or plain accuracy with ``"none"``)."""
+  ``baseline``'s accuracy, or plain accuracy with ``"none"``); titles name
+  ``model`` and the datasets in words."""
+  from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
   figures.pyplot()  # the backend, before any figure
-  paths = [_plot_target(rows, target, to, out_dir, writer) for target, to in
+  model = report.model_name(model) if model else ""
+  paths = [_plot_target(rows, target, to, out_dir, writer, model)
+           for target, to in
            sorted({(r["target"], r["target_optimizer"]) for r in rows})]
   heat = [r for r in rows
           if r["kind"] == "transfer" and r["level"] == heat_level]
@@ -283,12 +301,12 @@ def plot_grid(rows: List[dict], out_dir: str, heat_level: int,
             [r for r in rows if r["kind"] == baseline
              and r["level"] == heat_level])
     paths.append(_plot_heatmap(heat, out_dir, heat_level, writer,
-                               baseline if base else "none", base))
+                               baseline if base else "none", base, model))
   return paths
 
 
 def _plot_target(rows: List[dict], target: str, to: str, out_dir: str,
-                 writer: store.Writer) -> str:
+                 writer: store.Writer, model: str = "") -> str:
   """Accuracy vs density on one target (optimizer): each source's tickets,
   the controls and the dense network."""
   plt = figures.pyplot()
@@ -298,7 +316,7 @@ def _plot_target(rows: List[dict], target: str, to: str, out_dir: str,
   for (_, name), pts in sorted(_curves(mine, target).items()):
     xs, ys, es = _curve(pts)
     style = {"random ticket": ("^:", "0.45"),
-             f"{target} own ticket": ("s--", "k")}.get(name, ("o-", None))
+             f"{words(target)}'s own ticket": ("s--", "k")}.get(name, ("o-", None))
     ax.errorbar(xs, ys, yerr=es, fmt=style[0], color=style[1], label=name,
                 capsize=2)
   for r in mine:
@@ -307,7 +325,12 @@ def _plot_target(rows: List[dict], target: str, to: str, out_dir: str,
                  label="dense")
   _density_axis(ax, mine)
   ax.set_ylabel("test accuracy (%)")
-  ax.set_title(f"target {target}, trained with {to}", fontsize=10)
+  replicates = max(r.get("replicates") or 1 for r in mine)
+  ax.set_title(
+      f"{model + ' tickets' if model else 'Tickets'} trained on "
+      f"{words(target)} with {optimizer_words(to)}"
+      + (f"\nmean ± std of {replicates} replicates" if replicates > 1
+         else ""), fontsize=10)
   ax.grid(True, which="both", alpha=0.3)
   ax.legend(fontsize=8)
   fig.tight_layout()
@@ -321,9 +344,10 @@ def _curves(mine: List[dict], target: str) -> Dict[tuple, List[dict]]:
   curves = collections.OrderedDict()
   for r in mine:
     if r["kind"] == "transfer":
-      name = f"{r['source']} ({r['source_optimizer']}) ticket"
+      name = (f"from {words(r['source'])} "
+              f"({optimizer_words(r['source_optimizer'])})")
     elif r["kind"] == "own_ticket":
-      name = f"{target} own ticket"
+      name = f"{words(target)}'s own ticket"
     elif r["kind"] == "random_ticket":
       name = "random ticket"
     else:
@@ -368,7 +392,7 @@ def _density_axis(ax, mine: List[dict]) -> None:
 
 def _plot_heatmap(heat: List[dict], out_dir: str, heat_level: int,
                   writer: store.Writer, baseline: str = "none",
-                  base: Sequence[dict] = ()) -> str:
+                  base: Sequence[dict] = (), model: str = "") -> str:
   """Source (optimizer) x target (optimizer) at one level: transfer accuracy
   minus ``baseline``'s (points, diverging colours centred at 0, the
   difference and the accuracy in each cell), or plain accuracy."""
@@ -395,13 +419,14 @@ def _plot_heatmap(heat: List[dict], out_dir: str, heat_level: int,
                   color="w" if strong else "k")
     what = ("transfer minus " + baseline.replace("_", " ")
             + " (test accuracy, points)")
-  ax.set_xticks(range(len(tgts)), [f"{t}\n({o})" for t, o in tgts],
-                fontsize=8)
-  ax.set_yticks(range(len(srcs)), [f"{s} ({o})" for s, o in srcs],
-                fontsize=8)
+  ax.set_xticks(range(len(tgts)), [f"{words(t)}\n({optimizer_words(o)})"
+                                   for t, o in tgts], fontsize=8)
+  ax.set_yticks(range(len(srcs)), [f"{words(s)} ({optimizer_words(o)})"
+                                   for s, o in srcs], fontsize=8)
   ax.set_xlabel("target (optimizer)")
   ax.set_ylabel("source ticket (optimizer)")
-  ax.set_title(f"{what}\nlevel {heat_level}, {density:.1f}% of weights",
+  ax.set_title(f"{model + ' tickets: ' if model else ''}{what}\n"
+               f"level {heat_level}, {density:.1f}% of weights remaining",
                fontsize=9)
   fig.colorbar(im, ax=ax, fraction=0.046)
   fig.tight_layout()

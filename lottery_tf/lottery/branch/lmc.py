@@ -56,8 +56,9 @@ class LinearModeConnectivity(Branch):
     from lottery_tf.analysis import lmc  # pylint: disable=g-import-not-at-top
     # Its per-example arrays and plot, then metrics.json.
     lmc.save(directory, metrics, self._arrays.pop(directory),
-             title=f"level {metrics['level']}, density "
-             f"{100 * metrics['density']:.2f}%", writer=writer)
+             title=f"two copies of the level {metrics['level']} ticket "
+             f"({100 * metrics['density']:.1f}% of weights) from the rewind "
+             "point", writer=writer)
 
   def level_summary(self, metrics: dict) -> dict:
     return {k: metrics[k] for k in SUMMARY_KEYS}
