@@ -10,7 +10,8 @@
 
 Keywords are the command's flags, with the same names, defaults and checks
 (`lottery_tf find --help` lists them); ``preset="NAME"`` starts from a
-preset as ``--preset`` does. A keyword the command does not take, or a
+preset as ``--preset`` does, ``flagfile="flags/X.cfg"`` from a flagfile as
+``--flagfile`` does (the other keywords override either). A keyword the command does not take, or a
 value its flag refuses, raises ``ValueError`` naming it; so does any bad
 input the CLI would exit 2 for (:class:`lottery_tf.errors.UserError` is a
 ``ValueError``). A call resumes what an earlier identical call left, just
@@ -42,13 +43,15 @@ def _value(value: Any) -> str:
 def _argv(command: str, kwargs: Dict[str, Any], known) -> List[str]:
   argv = ["lottery_tf", command]
   for key, value in kwargs.items():
-    if key != "preset" and key not in known:
+    if key not in ("preset", "flagfile") and key not in known:
       raise ValueError(f"{command}() got an unexpected keyword {key!r}; "
                        f"`lottery_tf {command} --help` lists the ones it "
                        "takes")
     if value is None:
       continue
-    if isinstance(value, bool):
+    if key == "flagfile":  # first, so that the other keywords override it
+      argv.insert(2, f"--flagfile={value}")
+    elif isinstance(value, bool):
       argv.append(f"--{key}" if value else f"--no{key}")
     else:
       argv.append(f"--{key}={_value(value)}")
@@ -61,13 +64,15 @@ def _run(command: str, kwargs: Dict[str, Any]) -> "Result":
   from absl import logging
   from lottery_tf import presets
   from lottery_tf.cli import main
+  # Parsing (and unparsing) resets absl's --verbosity; the run is as quiet
+  # as the CLI's (TFDS' deprecation warnings, SavedModel's "Assets
+  # written"), and the caller's levels (absl's and TensorFlow's logger's)
+  # come back after.
+  verbosity = logging.get_verbosity()
   commands = main._commands()  # pylint: disable=protected-access
   argv = _argv(command, kwargs, set(commands.flags_of(command)))
   argv = presets.resolve_argv(argv)
   main.FLAGS.unparse_flags()
-  # Parsing resets absl's --verbosity; the run is as quiet as the CLI's
-  # (TFDS' deprecation warnings), and the caller's level comes back after.
-  verbosity = logging.get_verbosity()
   try:
     main.FLAGS(argv)
   except flags.Error as e:
@@ -75,9 +80,12 @@ def _run(command: str, kwargs: Dict[str, Any]) -> "Result":
     logging.set_verbosity(verbosity)
     raise ValueError(main.flag_error_message(e)) from None
   logging.set_verbosity(logging.ERROR)
+  tf_logger = tf_level = None
   if command not in main._NO_TENSORFLOW:  # pylint: disable=protected-access
     from lottery_tf._keras import tf
-    tf.get_logger().setLevel("ERROR")
+    tf_logger = tf.get_logger()
+    tf_level = tf_logger.level
+    tf_logger.setLevel("ERROR")
   try:
     commands.check_flags(command)
     commands.setup_runtime(command)
@@ -88,6 +96,8 @@ def _run(command: str, kwargs: Dict[str, Any]) -> "Result":
   finally:
     main.FLAGS.unparse_flags()
     logging.set_verbosity(verbosity)
+    if tf_logger is not None:
+      tf_logger.setLevel(tf_level)
   return Result(command, path)
 
 
@@ -153,11 +163,9 @@ class Result:
     """The levels that have a ticket."""
     from lottery_tf import paths  # pylint: disable=g-import-not-at-top
     from lottery_tf.foundations import fs  # pylint: disable=g-import-not-at-top
-    from lottery_tf.tickets.format import TICKET_JSON  # pylint: disable=g-import-not-at-top
     if not fs.isdir(self.directory):
       return []
-    return paths.levels_with(self.directory,
-                             os.path.join(paths.TICKET, TICKET_JSON))
+    return paths.ticket_levels(self.directory)
 
   def ticket(self, level: Optional[int] = None):
     """Level ``level``'s ticket (default: the sparsest there is), read as
@@ -173,6 +181,35 @@ class Result:
       raise ValueError(f"level {level}: no ticket in {self.directory}; "
                        f"levels with one: {levels}")
     return tickets.load(paths.ticket(self.directory, level), flag="level")
+
+  def scores(self):
+    """The example scores of a ``score`` result (or the scores a ``diet``
+    study used) as a pandas.DataFrame indexed by training-example index:
+    ``label``, the ensemble mean (``el2n`` or ``grand``) and each member's
+    score (``member_0``, ...), read from scores.npz as arrays."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    from lottery_tf.diet import scores as scores_lib  # pylint: disable=g-import-not-at-top
+    from lottery_tf.foundations import fs, store  # pylint: disable=g-import-not-at-top
+    path = os.path.join(self.directory, scores_lib.SCORES_FILE)
+    if not fs.exists(path) and self.command == "diet":
+      used = {(arm.get("pretraining") or {}).get("scores")
+              for arm in self._read_json(os.path.join(
+                  self.directory, "summary.json"))["arms"].values()}
+      used.discard(None)
+      if used:
+        path = sorted(used)[0]
+    if not fs.exists(path):
+      raise ValueError(f"{self.directory}: no scores here (`score` writes "
+                       f"{scores_lib.SCORES_FILE})")
+    loaded = scores_lib.load(path, flag="scores")
+    members = np.asarray(store.read_npz(path)["member_scores"])
+    table = pd.DataFrame({"label": loaded.labels,
+                          loaded.meta.get("score", "score"): loaded.scores})
+    for m, column in enumerate(members):
+      table[f"member_{m}"] = column
+    table.index.name = "example"
+    return table
 
   @property
   def figures(self) -> List[str]:

@@ -107,6 +107,12 @@ def levels_with(exp_dir: str, what: str) -> List[int]:
   return sorted(found)
 
 
+def ticket_levels(exp_dir: str) -> List[int]:
+  """The levels of a ``find`` experiment that have a ticket."""
+  from lottery_tf.tickets.format import TICKET_JSON  # pylint: disable=g-import-not-at-top
+  return levels_with(exp_dir, os.path.join(TICKET, TICKET_JSON))
+
+
 TENSORBOARD = "tensorboard"
 
 

@@ -138,3 +138,48 @@ def test_commands_named_like_subpackages_are_both():
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
                         text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_flagfile_keyword_is_read_first_and_keywords_override_it(
+    found, tmp_path):
+  out, r = found
+  flagfile = tmp_path / "recipe.cfg"
+  flagfile.write_text("".join(f"--{k}={v}\n" for k, v in
+                              dict(FIND, levels=5, seed=9).items()))
+  # levels and seed given as keywords win over the file's, whatever their
+  # order: the same experiment, found done.
+  again = lt.find(seed=3, flagfile=str(flagfile), levels=1, output_dir=out,
+                  quiet=True)
+  assert again.path == r.path
+
+
+def test_scores_read_as_a_table_by_example(found, tmp_path):
+  out, r = found
+  s = lt.score(dataset="digits", model="lenet_300_100", score="el2n",
+               ensemble_size=2, score_steps="3it", batch_size=64,
+               output_dir=str(tmp_path), quiet=True)
+  table = s.scores()
+  assert list(table.columns) == ["label", "el2n", "member_0", "member_1"]
+  assert len(table) == 1437 and table.index.name == "example"
+  assert table["label"].between(0, 9).all()
+  assert (table.groupby("label").size() > 100).all()
+  assert (table[["member_0", "member_1"]].mean(axis=1)
+          - table["el2n"]).abs().max() < 1e-5
+  with pytest.raises(ValueError, match="no scores"):
+    r.scores()
+
+
+def test_a_call_gives_back_the_callers_log_levels(found):
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  out, r = found
+  tf_logger = lt.tf.get_logger()
+  before = logging.get_verbosity(), tf_logger.level
+  try:
+    logging.set_verbosity(logging.DEBUG)
+    tf_logger.setLevel("INFO")
+    assert lt.find(output_dir=out, quiet=True, **FIND).path == r.path
+    assert logging.get_verbosity() == logging.DEBUG
+    assert tf_logger.level == lt.tf.compat.v1.logging.INFO
+  finally:
+    logging.set_verbosity(before[0])
+    tf_logger.setLevel(before[1])

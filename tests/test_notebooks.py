@@ -20,9 +20,6 @@ NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
 NOTEBOOKS = sorted(glob.glob(os.path.join(NOTEBOOK_DIR, "*.ipynb")))
 EXPECTED = ("01_find_a_ticket.ipynb", "02_transfer_tickets.ipynb",
             "03_data_diet.ipynb", "04_your_own_keras_model.ipynb")
-#: Still written against internal modules (issue 15, item 3: to be rewritten
-#: on the public API); strict, so the mark must go when one is.
-INTERNAL_API = ("03_data_diet.ipynb",)
 CELL_TIMEOUT = 300
 # `lottery_tf find --flagfile=flags/demo_mnist5k.cfg`, etc.
 SCALE_UP = re.compile(
@@ -58,11 +55,7 @@ def _internal_names(source: str):
   return found
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(
-        strict=True, reason="not yet on the public API"))
-    if os.path.basename(p) in INTERNAL_API else p
-    for p in NOTEBOOKS], ids=_ids(NOTEBOOKS))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_uses_only_the_public_api(path):
   text = "\n".join(c.source for c in _code(_read(path)))
   assert not _internal_names(text)
@@ -95,7 +88,8 @@ def test_notebook_is_saved_clean_and_ends_with_a_scale_up_command(path):
   assert legacy >= 0 and imports and legacy < min(imports), (
       "the first code cell must set TF_USE_LEGACY_KERAS before importing "
       "TensorFlow or lottery_tf")
-  assert "set_seed(" in first
+  # Seeded: TensorFlow's own seed, or every command's --seed.
+  assert "set_seed(" in first or re.search(r"\bseed=\d", first)
   assert "notebook_runs" in first
   last = nb.cells[-1]
   assert last.cell_type == "markdown"

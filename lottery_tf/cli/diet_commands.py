@@ -92,8 +92,7 @@ def _ticket_path(path: str, level: int) -> str:
     return path
   if not fs.isdir(path):
     raise UserError(f"--ticket: {path} does not exist")
-  found = paths.levels_with(path, os.path.join(paths.TICKET,
-                                               tickets.TICKET_JSON))
+  found = paths.ticket_levels(path)
   if not found:
     raise UserError(f"--ticket: {path} is neither a ticket nor a `find` "
                     "experiment with tickets")
