@@ -37,9 +37,8 @@ _LAZY = {"keras": ("lottery_tf.keras", None),
          "tf": ("lottery_tf._keras", "tf"),
          "load_ticket": ("lottery_tf.tickets", "load"),
          "UserError": ("lottery_tf.errors", "UserError")}
-_API = ("Result", "find", "train", "transfer", "grid", "score", "lmc", "diet",
-        "export")
-_LAZY.update({name: ("lottery_tf.api", name) for name in _API})
+_LAZY.update({name: ("lottery_tf.api", name) for name in (
+    "Result", "find", "train", "grid", "score", "lmc", "export")})
 # Subpackages named like their command: the package itself, which calls the
 # command (lottery_tf.api.command_package), so `from lottery_tf import
 # transfer` is the package whether or not `lt.transfer(...)` came first.

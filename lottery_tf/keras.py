@@ -165,6 +165,7 @@ def rewind(model, snapshot: Union[Snapshot, Dict[str, np.ndarray]], *,
   moments zeroed, ``iterations`` at the step (so an lr schedule resumes
   where the rewind point was taken, as late resetting does)."""
   from lottery_tf import pruning  # pylint: disable=g-import-not-at-top
+  from lottery_tf.training import optimizers  # pylint: disable=g-import-not-at-top
   from lottery_tf.training.rewind import load_weights  # pylint: disable=g-import-not-at-top
   if snapshot is None:
     raise ValueError("rewind: no snapshot (the callback has not reached its "
@@ -177,7 +178,8 @@ def rewind(model, snapshot: Union[Snapshot, Dict[str, np.ndarray]], *,
   pruning.set_masks(model, current)
   optimizer = getattr(model, "optimizer", None)
   if reset_optimizer and optimizer is not None:
-    variables = optimizer.variables
-    for var in (variables() if callable(variables) else variables):
-      var.assign(_tf.zeros_like(var))
+    # The user's own lr schedule reads ``iterations``: at the step, it
+    # resumes there (lottery_tf's runs shift their schedule instead:
+    # optimizers.start_run).
+    optimizers.zero_state(optimizer)
     optimizer.iterations.assign(step)

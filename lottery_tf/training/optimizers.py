@@ -69,15 +69,27 @@ def global_step(optimizer) -> int:
       optimizer.iterations.numpy())
 
 
+def zero_state(optimizer) -> None:
+  """Gives any Keras 2 optimizer the state of a newly built one: slots
+  (momentum, Adam's moments) and ``iterations`` zeroed; a
+  LossScaleOptimizer (mixed_float16) also gets its initial loss scale
+  back."""
+  variables = optimizer.variables
+  for var in (variables() if callable(variables) else variables):
+    var.assign(tf.zeros_like(var))
+  state = getattr(optimizer, "_loss_scale", None)
+  if hasattr(state, "initial_loss_scale"):
+    state._current_loss_scale.assign(state.initial_loss_scale)  # pylint: disable=protected-access
+    state._counter.assign(0)  # pylint: disable=protected-access
+
+
 def start_run(optimizer, step: int) -> None:
   """Makes ``optimizer`` a fresh one whose lr schedule starts at ``step``.
 
-  Slots (momentum, Adam moments) zeroed, its own ``iterations`` at 0 (as a
-  newly built optimizer), the schedule's ``start_step`` at ``step``; a
-  LossScaleOptimizer (mixed_float16) also gets its initial loss scale back.
+  :func:`zero_state` (its own ``iterations`` at 0, as a newly built
+  optimizer), then the schedule's ``start_step`` at ``step``.
   """
-  for var in optimizer.variables():
-    var.assign(tf.zeros_like(var))
+  zero_state(optimizer)
   schedule = schedule_of(optimizer)
   schedule.start_step.assign(int(step))
   inner = _inner(optimizer)
@@ -85,10 +97,6 @@ def start_run(optimizer, step: int) -> None:
     # What ``optimizer.learning_rate`` reports before the first update.
     inner._current_learning_rate.assign(  # pylint: disable=protected-access
         schedule(inner.iterations))
-  state = getattr(optimizer, "_loss_scale", None)
-  if hasattr(state, "initial_loss_scale"):
-    state._current_loss_scale.assign(state.initial_loss_scale)  # pylint: disable=protected-access
-    state._counter.assign(0)  # pylint: disable=protected-access
 
 
 def validate(hp: TrainingHparams) -> None:
