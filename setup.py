@@ -64,6 +64,8 @@ setup(
         "scikit-learn",
     ],
     extras_require={
+        # `lottery_tf grid --executor=ray` (lottery_tf/transfer/ray_grid.py).
+        "ray": ["ray>=2.9"],
         "test": [
             "pytest",
             "pytest-timeout",

@@ -24,3 +24,12 @@ class DamagedFile(UserError):
         f"{path} is damaged ({reason}); "
         + (fix or "move it away and run the same command again to recompute "
            "it"))
+
+
+class RunFailed(Exception):
+  """Some of a command's runs failed (each reported as it failed) while the
+  others finished: exit status 1 and this one line; running the same
+  command again retries what is unfinished."""
+
+  def __init__(self, message: str):
+    super().__init__(" ".join(str(message).split()))

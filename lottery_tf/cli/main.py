@@ -18,7 +18,7 @@ from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
 
 from lottery_tf import presets  # noqa: E402
-from lottery_tf.errors import UserError  # noqa: E402
+from lottery_tf.errors import RunFailed, UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
 USAGE = ("usage: lottery_tf {%s} [--preset=NAME | --flagfile=FILE] "
@@ -153,6 +153,9 @@ def _main(argv):
       results = command()
   except UserError as e:
     _fail(str(e))
+  except RunFailed as e:
+    sys.stderr.write(f"lottery_tf: {e}\n")
+    sys.exit(1)
   except (OSError, _op_error()) as e:
     full = _disk_full(e)
     if full is None:

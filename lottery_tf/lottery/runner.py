@@ -248,6 +248,11 @@ class LotteryRunner:
     with workspace.experiment_lock(self.exp_dir):
       return self._run()
 
+  def all_done(self) -> bool:
+    """Whether every level (with its branches) is done: read only, no
+    lock, so runs that only read this experiment can share it."""
+    return all(self._done(lv) for lv in range(self.lhp.levels + 1))
+
   def _done(self, level: int) -> bool:
     return self.files.level_done(
         level, [b.name for b in self._branches_at(level)])

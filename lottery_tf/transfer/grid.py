@@ -156,18 +156,32 @@ class GridRunner:
   def _dhp(self, spec) -> DatasetHparams:
     return self.base_dhp.replace(dataset=spec[0], classes=spec[1])
 
+  def find_description(self, spec, optimizer):
+    """The source find of ``spec`` with ``optimizer`` (descriptions.Find)."""
+    return descriptions.Find.of(
+        self._dhp(spec), self.mhp, recipe(self.thp, self.ghp, optimizer),
+        self.php, self.lhp)
+
   def find_source(self, spec, optimizer) -> str:
     task = Task(self._dhp(spec), self.mhp, recipe(self.thp, self.ghp,
                                                   optimizer))
-    runner = descriptions.Find.of(
-        task.dhp, task.mhp, task.thp, self.php, self.lhp).runner(
+    runner = self.find_description(spec, optimizer).runner(
             self.output_dir, task, quiet=self.quiet,
             log=lambda line: self.log(f"[{label(spec)} {optimizer}] " + line),
             writer=self.writer)
     runner.run()
     return runner.exp_dir
 
+  def config(self) -> dict:
+    """What rebuilds this runner in another process (a Ray task)."""
+    return dict(output_dir=self.output_dir, base_dhp=self.base_dhp,
+                mhp=self.mhp, thp=self.thp, php=self.php, lhp=self.lhp,
+                trhp=self.trhp, ghp=self.ghp)
+
   def run(self) -> str:
+    if self.ghp.executor == "ray":
+      from lottery_tf.transfer import ray_grid  # pylint: disable=g-import-not-at-top
+      return ray_grid.run(self)
     fs.makedirs(self.exp_dir)
     levels = self.ghp.levels(self.lhp.levels)
     records, finds, loaded = [], {}, {}
@@ -178,20 +192,30 @@ class GridRunner:
         loaded = {cell.ticket: tickets.load(
             paths.ticket(finds[cell.find], cell.level))}
       records.extend(self.transfer(cell, loaded[cell.ticket]))
+    return self.finish(records, levels)
+
+  def finish(self, records: List[dict], levels: List[int]) -> str:
+    """grid.csv, grid.json, the plots and the comparison, from every
+    cell's records in cell order."""
     rows = aggregate(records)
     self._write(rows, levels)
     self.log(compare(rows))
     return os.path.join(self.exp_dir, "grid.json")
 
-  def transfer(self, cell: Cell, ticket) -> List[dict]:
-    """Runs (or resumes) one cell's transfer; returns its records."""
-    runner = TransferRunner(
+  def transfer_runner(self, cell: Cell, ticket) -> TransferRunner:
+    """The TransferRunner of one cell (``ticket``: its source's, at its
+    level)."""
+    return TransferRunner(
         self.output_dir, ticket, self._dhp(cell.target),
         cell.training(self.thp, self.ghp),
         self.trhp.replace(transfer_controls=cell.controls),
         prune_only=self.php.prune_only, quiet=self.quiet,
         name=cell.name(self.mhp.model), log=lambda line: None,
         writer=self.writer)
+
+  def transfer(self, cell: Cell, ticket) -> List[dict]:
+    """Runs (or resumes) one cell's transfer; returns its records."""
+    runner = self.transfer_runner(cell, ticket)
     summary = self.writer.read_json(runner.run())
     records = cell.records(summary)
     self.log(cell.describe(summary["runs"]["transfer"]))

@@ -97,6 +97,23 @@ class GridHparams(Hparams):
       "and optimizers; own_ticket: the target's IMP at that level), on a "
       "diverging scale centred at 0; `none`: plain accuracy. A cell without "
       "its baseline is left blank.", affects_results=False)
+  executor: str = field(
+      "local", choices=("local", "ray"),
+      help="grid: `local` runs every find and transfer one after another in "
+      "this process; `ray` runs each source find and each transfer cell "
+      "(with its controls) as a Ray task, a cell as soon as its source's "
+      "tickets exist (pip install lottery_tf[ray]). Same results either "
+      "way.", affects_results=False)
+  ray_address: str = field(
+      "", "grid, --executor=ray: the Ray cluster (`auto`, or HOST:PORT of its "
+      "head); empty: a Ray instance started on this machine for the run.",
+      affects_results=False)
+  cpus_per_run: float = field(
+      1.0, "grid, --executor=ray: CPUs Ray reserves for each task.",
+      affects_results=False, interval="(0, inf)")
+  gpus_per_run: float = field(
+      0.0, "grid, --executor=ray: GPUs Ray reserves for each task (a "
+      "fraction shares one).", affects_results=False, interval="[0, inf)")
 
   def validate(self, levels: int):
     for flag in ("sources", "targets"):

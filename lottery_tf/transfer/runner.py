@@ -221,6 +221,20 @@ def _fit_and_eval(model, task: Task, quiet: bool) -> dict:
                       for k, v in result.history.items()}}
 
 
+def own_find_description(dhp: DatasetHparams, mhp: ModelHparams,
+                         thp: TrainingHparams, meta: dict,
+                         with_dense_only: bool = False):
+  """The target's own IMP (descriptions.Find) for a ticket's ``meta``: the
+  source's pruning recipe and rewind point, to the ticket's level (0: the
+  dense network only). ``dhp``: the target's, brought to the ticket
+  (:func:`target_data_hparams`)."""
+  php = PruningHparams.from_dict(meta.get("pruning", {}))
+  level = 0 if with_dense_only else int(meta.get("level", 0))
+  lhp = LotteryHparams(levels=level, rewind=meta.get("rewind", "0it"),
+                       controls="")
+  return descriptions.Find.of(dhp, mhp, thp, php, lhp)
+
+
 class TransferRunner:
   """One ticket onto one target, plus the target's controls; resumable."""
 
@@ -300,13 +314,9 @@ class TransferRunner:
 
   def own_find(self, with_dense_only: bool = False) -> LotteryRunner:
     """IMP on the target with the source's pruning recipe, to its level."""
-    meta = self.ticket.meta
-    php = PruningHparams.from_dict(meta.get("pruning", {}))
-    level = 0 if with_dense_only else int(meta.get("level", 0))
-    lhp = LotteryHparams(levels=level, rewind=meta.get("rewind", "0it"),
-                         controls="")
-    return descriptions.Find.of(
-        self.task.dhp, self.task.mhp, self.task.thp, php, lhp).runner(
+    return own_find_description(
+        self.task.dhp, self.task.mhp, self.task.thp, self.ticket.meta,
+        with_dense_only).runner(
             self.output_dir, self.task, quiet=self.quiet,
             # Labelled: its levels are the target's own IMP, not the
             # transfer's (and take most of a transfer's time).
@@ -328,7 +338,11 @@ class TransferRunner:
       summary["runs"]["random_ticket"] = self._run_once("random_ticket")
     if "own_ticket" in controls or "dense" in controls:
       runner = self.own_find(with_dense_only="own_ticket" not in controls)
-      runner.run()
+      # Read, not rerun, when done: the cells of a grid on Ray read one own
+      # IMP at the same time (and one done to a higher level keeps its
+      # summary).
+      if not runner.all_done():
+        runner.run()
       level = runner.lhp.levels
       # The target's own IMP trains every layer (it has nothing transferred
       # to freeze); recorded as such beside the frozen runs.
