@@ -30,6 +30,7 @@ benchmark: install
 	$(BIN)/python benchmarks/masked_training.py
 	$(BIN)/python benchmarks/distributed.py
 	$(BIN)/python benchmarks/input_pipeline.py
+	$(BIN)/python benchmarks/grid_executors.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
