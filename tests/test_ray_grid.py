@@ -12,9 +12,11 @@ import csv
 import json
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -46,10 +48,12 @@ def _env():
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
   """``ray start --head`` and one ``ray start --address``, 1 CPU each."""
   port = _free_port()
-  temp = str(tmp_path_factory.mktemp("ray"))
+  # Short: Ray's unix sockets live under it (at most 107 bytes a path),
+  # and pytest-xdist's temporary paths are long.
+  temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
   address = f"127.0.0.1:{port}"
   common = ["--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
   def start(*args):
@@ -73,6 +77,7 @@ def cluster(tmp_path_factory):
   finally:
     subprocess.run([RAY, "stop", "--force"], capture_output=True, env=_env(),
                    timeout=180)
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def _grid(cwd, *extra, wait=True):
