@@ -187,10 +187,9 @@ class Result:
     study used) as a pandas.DataFrame indexed by training-example index:
     ``label``, the ensemble mean (``el2n`` or ``grand``) and each member's
     score (``member_0``, ...), read from scores.npz as arrays."""
-    import numpy as np  # pylint: disable=g-import-not-at-top
     import pandas as pd  # pylint: disable=g-import-not-at-top
     from lottery_tf.diet import scores as scores_lib  # pylint: disable=g-import-not-at-top
-    from lottery_tf.foundations import fs, store  # pylint: disable=g-import-not-at-top
+    from lottery_tf.foundations import fs  # pylint: disable=g-import-not-at-top
     path = os.path.join(self.directory, scores_lib.SCORES_FILE)
     if not fs.exists(path) and self.command == "diet":
       used = {(arm.get("pretraining") or {}).get("scores")
@@ -203,10 +202,10 @@ class Result:
       raise ValueError(f"{self.directory}: no scores here (`score` writes "
                        f"{scores_lib.SCORES_FILE})")
     loaded = scores_lib.load(path, flag="scores")
-    members = np.asarray(store.read_npz(path)["member_scores"])
     table = pd.DataFrame({"label": loaded.labels,
                           loaded.meta.get("score", "score"): loaded.scores})
-    for m, column in enumerate(members):
+    for m, column in enumerate(loaded.member_scores
+                               if loaded.member_scores is not None else []):
       table[f"member_{m}"] = column
     table.index.name = "example"
     return table

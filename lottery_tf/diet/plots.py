@@ -22,7 +22,8 @@ def histogram(scores: np.ndarray, labels: np.ndarray, path: str,
   (at most 10 classes; more are left out)."""
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   plt = _pyplot()
-  name = {"el2n": "EL2N", "grand": "GraNd"}.get(score, score)
+  from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
+  name = report.score_name(score)
   classes = np.unique(labels)
   per_class = len(classes) <= 10
   bins = np.linspace(float(scores.min()), float(scores.max()) + 1e-9, 41)

@@ -205,7 +205,7 @@ def _plot(exp_dir: str, task, shp, scores: np.ndarray, labels: np.ndarray,
   from lottery_tf.diet import plots  # pylint: disable=g-import-not-at-top
   from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
   dhp = task.dhp
-  name = {"el2n": "EL2N", "grand": "GraNd"}.get(shp.score, shp.score)
+  name = report.score_name(shp.score)
   title = (f"{name} scores of {len(scores):,} {report.dataset_name(dhp.dataset)}"
            f" training examples: mean of {shp.ensemble_size} "
            f"{report.model_name(task.mhp.model)}"
@@ -285,11 +285,13 @@ class Scores:
   """A validated scores file."""
 
   def __init__(self, path: str, scores: np.ndarray, labels: np.ndarray,
-               meta: dict):
+               meta: dict, member_scores: Optional[np.ndarray] = None):
     self.path = path
     self.scores = scores
     self.labels = labels
     self.meta = meta
+    #: [ensemble, n], each member's score (None if the file has none).
+    self.member_scores = member_scores
 
 
 def load(path: str, dhp: Optional[DatasetHparams] = None,
@@ -308,6 +310,8 @@ def load(path: str, dhp: Optional[DatasetHparams] = None,
     meta = json.loads(str(arrays["meta"]))
     scores = np.asarray(arrays["scores"], np.float64)
     file_labels = np.asarray(arrays["labels"], np.int64)
+    members = (np.asarray(arrays["member_scores"], np.float64)
+               if "member_scores" in arrays else None)
   except (OSError, ValueError, KeyError, TypeError, EOFError,
           zipfile.BadZipFile) as e:
     detail = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -318,6 +322,10 @@ def load(path: str, dhp: Optional[DatasetHparams] = None,
   if scores.ndim != 1 or file_labels.shape != scores.shape:
     raise UserError(f"{flag}: {file} is corrupt (scores {scores.shape}, "
                     f"labels {file_labels.shape})")
+  if members is not None and (members.ndim != 2 or
+                              members.shape[1:] != scores.shape):
+    raise UserError(f"{flag}: {file} is corrupt (member_scores "
+                    f"{members.shape}, scores {scores.shape})")
   if not np.all(np.isfinite(scores)):
     raise UserError(f"{flag}: {file} holds non-finite scores")
   if meta.get("split") != "train":
@@ -337,7 +345,7 @@ def load(path: str, dhp: Optional[DatasetHparams] = None,
   if labels is not None and not np.array_equal(file_labels, labels):
     raise UserError(f"{flag}: {file} was computed on other data: its labels "
                     f"differ from {meta.get('dataset')} train's")
-  return Scores(file, scores, file_labels, meta)
+  return Scores(file, scores, file_labels, meta, members)
 
 
 def train_labels(dhp: DatasetHparams, num_examples: int) -> np.ndarray:

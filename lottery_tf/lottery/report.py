@@ -180,6 +180,20 @@ def model_name(model: str) -> str:
   return _MODELS.get(str(model), str(model))
 
 
+_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam"}
+_SCORES = {"el2n": "EL2N", "grand": "GraNd"}
+
+
+def optimizer_name(optimizer: str) -> str:
+  """``sgd`` -> SGD, ``adam`` -> Adam."""
+  return _OPTIMIZERS.get(str(optimizer), str(optimizer))
+
+
+def score_name(score: str) -> str:
+  """A data-diet score as Paul et al. write it: ``el2n`` -> EL2N."""
+  return _SCORES.get(str(score), str(score))
+
+
 def dataset_name(dataset: str) -> str:
   """A dataset's name as a paper writes it: ``mnist_5k`` -> MNIST (5k)."""
   return _DATASETS.get(str(dataset), str(dataset))
@@ -213,8 +227,7 @@ def title(provenance) -> str:
     head += (" on " if head else "") + dataset_name(data)
   recipe = []
   if f.get("optimizer"):
-    opt = str(f["optimizer"])
-    recipe.append((opt.upper() if len(opt) <= 4 else opt)
+    recipe.append(optimizer_name(f["optimizer"])
                   + (f" lr {f['lr']:g}" if isinstance(f.get("lr"), (int, float))
                      else ""))
   if f.get("training_steps"):

@@ -21,6 +21,7 @@ from lottery_tf.foundations import figures, fs, provenance, store
 from lottery_tf.data.hparams import DatasetHparams
 from lottery_tf.models.hparams import ModelHparams
 from lottery_tf.training.hparams import TrainingHparams
+from lottery_tf.lottery import report
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.task import Task
 from lottery_tf.pruning.hparams import PruningHparams
@@ -36,14 +37,9 @@ def label(spec: Tuple[str, str]) -> str:
 def words(dataset_label: str) -> str:
   """A grid label in words, for figures: ``mnist_5k[0-4]`` -> ``MNIST (5k)
   0-4``."""
-  from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
   m = re.fullmatch(r"(.+?)\[(.+)\]", dataset_label)
   name, classes = (m.group(1), m.group(2)) if m else (dataset_label, "")
   return report.dataset_name(name) + (f" {classes}" if classes else "")
-
-
-def optimizer_words(optimizer: str) -> str:
-  return {"sgd": "SGD", "adam": "Adam"}.get(optimizer, optimizer)
 
 
 def recipe(thp: TrainingHparams, ghp: GridHparams, optimizer: str
@@ -191,7 +187,7 @@ class GridRunner:
       if cell.ticket not in loaded:  # only the current level's ticket held
         loaded = {cell.ticket: tickets.load(
             paths.ticket(finds[cell.find], cell.level))}
-      records.extend(self.transfer(cell, loaded[cell.ticket]))
+      records.extend(self.transfer(cell, loaded[cell.ticket])[0])
     return self.finish(records, levels)
 
   def finish(self, records: List[dict], levels: List[int]) -> str:
@@ -202,24 +198,30 @@ class GridRunner:
     self.log(compare(rows))
     return os.path.join(self.exp_dir, "grid.json")
 
+  def target_dhp(self, cell: Cell) -> DatasetHparams:
+    return self._dhp(cell.target)
+
+  def cell_trhp(self, cell: Cell) -> TransferHparams:
+    return self.trhp.replace(transfer_controls=cell.controls)
+
   def transfer_runner(self, cell: Cell, ticket) -> TransferRunner:
     """The TransferRunner of one cell (``ticket``: its source's, at its
     level)."""
     return TransferRunner(
-        self.output_dir, ticket, self._dhp(cell.target),
-        cell.training(self.thp, self.ghp),
-        self.trhp.replace(transfer_controls=cell.controls),
+        self.output_dir, ticket, self.target_dhp(cell),
+        cell.training(self.thp, self.ghp), self.cell_trhp(cell),
         prune_only=self.php.prune_only, quiet=self.quiet,
         name=cell.name(self.mhp.model), log=lambda line: None,
         writer=self.writer)
 
-  def transfer(self, cell: Cell, ticket) -> List[dict]:
-    """Runs (or resumes) one cell's transfer; returns its records."""
+  def transfer(self, cell: Cell, ticket) -> Tuple[List[dict], str]:
+    """Runs (or resumes) one cell's transfer; returns its records and its
+    one-line summary (also logged)."""
     runner = self.transfer_runner(cell, ticket)
     summary = self.writer.read_json(runner.run())
-    records = cell.records(summary)
-    self.log(cell.describe(summary["runs"]["transfer"]))
-    return records
+    line = cell.describe(summary["runs"]["transfer"])
+    self.log(line)
+    return cell.records(summary), line
 
   def _write(self, rows: List[dict], levels: List[int]) -> None:
     self.writer.write_csv(os.path.join(self.exp_dir, "grid.csv"), rows,
@@ -312,7 +314,6 @@ def plot_grid(rows: List[dict], out_dir: str, heat_level: int,
   """One accuracy-vs-density plot per target, and the heatmap (relative to
   ``baseline``'s accuracy, or plain accuracy with ``"none"``); titles name
   ``model`` and the datasets in words."""
-  from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
   figures.pyplot()  # the backend, before any figure
   model = report.model_name(model) if model else ""
   paths = [_plot_target(rows, target, to, out_dir, writer, model)
@@ -352,7 +353,7 @@ def _plot_target(rows: List[dict], target: str, to: str, out_dir: str,
   replicates = max(r.get("replicates") or 1 for r in mine)
   ax.set_title(
       f"{model + ' tickets' if model else 'Tickets'} trained on "
-      f"{words(target)} with {optimizer_words(to)}"
+      f"{words(target)} with {report.optimizer_name(to)}"
       + (f"\nmean ± std of {replicates} replicates" if replicates > 1
          else ""), fontsize=10)
   ax.grid(True, which="both", alpha=0.3)
@@ -369,7 +370,7 @@ def _curves(mine: List[dict], target: str) -> Dict[tuple, List[dict]]:
   for r in mine:
     if r["kind"] == "transfer":
       name = (f"from {words(r['source'])} "
-              f"({optimizer_words(r['source_optimizer'])})")
+              f"({report.optimizer_name(r['source_optimizer'])})")
     elif r["kind"] == "own_ticket":
       name = f"{words(target)}'s own ticket"
     elif r["kind"] == "random_ticket":
@@ -443,9 +444,9 @@ def _plot_heatmap(heat: List[dict], out_dir: str, heat_level: int,
                   color="w" if strong else "k")
     what = ("transfer minus " + baseline.replace("_", " ")
             + " (test accuracy, points)")
-  ax.set_xticks(range(len(tgts)), [f"{words(t)}\n({optimizer_words(o)})"
+  ax.set_xticks(range(len(tgts)), [f"{words(t)}\n({report.optimizer_name(o)})"
                                    for t, o in tgts], fontsize=8)
-  ax.set_yticks(range(len(srcs)), [f"{words(s)} ({optimizer_words(o)})"
+  ax.set_yticks(range(len(srcs)), [f"{words(s)} ({report.optimizer_name(o)})"
                                    for s, o in srcs], fontsize=8)
   ax.set_xlabel("target (optimizer)")
   ax.set_ylabel("source ticket (optimizer)")

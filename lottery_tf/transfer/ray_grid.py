@@ -28,8 +28,7 @@ import dataclasses
 import os
 import socket
 import time
-import types
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from lottery_tf.errors import RunFailed, UserError
 
@@ -112,12 +111,7 @@ def _task(config: dict, kind: str, payload, *deps) -> dict:
       own.run()
       out["dir"] = own.exp_dir
     else:
-      records = runner.transfer(cell, ticket)
-      out["records"] = records
-      out["line"] = cell.describe(next(
-          {"metrics": {"test_accuracy": r["accuracy"]},
-           "density": r["density"]} for r in records
-          if r["kind"] == "transfer"))
+      out["records"], out["line"] = runner.transfer(cell, ticket)
   out["ended"] = time.time()
   return out
 
@@ -134,16 +128,6 @@ class _Node:
   dir: str = ""  # a find's experiment directory
 
 
-def _duration(seconds: float) -> str:
-  seconds = max(0.0, seconds)
-  if seconds < 60:
-    return f"{seconds:.0f} s"
-  minutes, secs = divmod(int(round(seconds)), 60)
-  if minutes < 60:
-    return f"{minutes} min {secs} s"
-  return f"{minutes // 60} h {minutes % 60} min"
-
-
 def _error_line(e: BaseException) -> str:
   """The last line of a task's error that says what went wrong."""
   cause = getattr(e, "cause", None)
@@ -158,9 +142,9 @@ def run(runner) -> str:
   # pylint: disable=g-import-not-at-top
   from lottery_tf import paths, tickets
   from lottery_tf.foundations import fs
-  from lottery_tf.models.hparams import ModelHparams
+  from lottery_tf.lottery.report import duration
   from lottery_tf.transfer import grid
-  from lottery_tf.transfer.runner import own_find_description, target_data_hparams
+  from lottery_tf.transfer.runner import own_find_of
   ray = _ray()
   ghp = runner.ghp
   if runner.thp.strategy == "multi_worker":
@@ -210,13 +194,11 @@ def run(runner) -> str:
       if cell.replicate == 0:
         # As TransferRunner.own_find names it, from the ticket's
         # (verified) ticket.json alone: no weights read here.
-        meta = tickets.read_meta(paths.ticket(find_of[key], cell.level))
-        tr = runner.trhp.replace(transfer_controls=cell.controls)
-        own_dir = own_find_description(
-            target_data_hparams(runner._dhp(cell.target),  # pylint: disable=protected-access
-                                types.SimpleNamespace(meta=meta), tr),
-            ModelHparams(model=meta["model"]),
-            cell.training(runner.thp, ghp), meta).directory(runner.output_dir)
+        own_dir = own_find_of(
+            runner.target_dhp(cell), cell.training(runner.thp, ghp),
+            runner.cell_trhp(cell),
+            tickets.read_meta(paths.ticket(find_of[key], cell.level)),
+        ).directory(runner.output_dir)
         if own_dir not in find_refs:
           ref = remote.remote(config_ref, "own",
                               dataclasses.replace(cell, level=top))
@@ -263,7 +245,7 @@ def run(runner) -> str:
       records[node.index] = out["records"]
       elapsed = time.time() - began
       left = len(cells) - done_cells
-      eta = f"  ETA {_duration(elapsed / done_cells * left)}" if left else ""
+      eta = f"  ETA {duration(elapsed / done_cells * left)}" if left else ""
       log(f"[{done_cells}/{len(cells)}] {out['line']}  {where}{eta}")
   runner.writer.write_json(os.path.join(runner.exp_dir, TASKS_FILE), {
       "tasks": sorted(tasks, key=lambda t: t["started"]),

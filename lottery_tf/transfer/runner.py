@@ -45,9 +45,14 @@ def target_data_hparams(dhp: DatasetHparams, ticket: tickets.Ticket,
   Only what the user left at 0 (the dataset's own) is changed; the data
   pipeline records each change in DataInfo.transforms.
   """
+  return _brought_to(dhp, ticket.meta, trhp)
+
+
+def _brought_to(dhp: DatasetHparams, meta: dict,
+                trhp: TransferHparams) -> DatasetHparams:
   if not trhp.resize_to_ticket:
     return dhp
-  height, _, channels = ticket.meta["input_shape"]
+  height, _, channels = meta["input_shape"]
   changes = {}
   if dhp.image_size == 0:
     changes["image_size"] = int(height)
@@ -235,6 +240,17 @@ def own_find_description(dhp: DatasetHparams, mhp: ModelHparams,
   return descriptions.Find.of(dhp, mhp, thp, php, lhp)
 
 
+def own_find_of(dhp: DatasetHparams, thp: TrainingHparams,
+                trhp: TransferHparams, meta: dict,
+                with_dense_only: bool = False):
+  """The own IMP a TransferRunner(ticket, dhp, thp, trhp) reads, from the
+  ticket's ``meta`` (its ticket.json) alone: what a driver that schedules
+  it needs, without the ticket's weights."""
+  return own_find_description(_brought_to(dhp, meta, trhp),
+                              ModelHparams(model=meta["model"]), thp, meta,
+                              with_dense_only)
+
+
 class TransferRunner:
   """One ticket onto one target, plus the target's controls; resumable."""
 
@@ -314,8 +330,8 @@ class TransferRunner:
 
   def own_find(self, with_dense_only: bool = False) -> LotteryRunner:
     """IMP on the target with the source's pruning recipe, to its level."""
-    return own_find_description(
-        self.task.dhp, self.task.mhp, self.task.thp, self.ticket.meta,
+    return own_find_of(
+        self.dhp, self.task.thp, self.trhp, self.ticket.meta,
         with_dense_only).runner(
             self.output_dir, self.task, quiet=self.quiet,
             # Labelled: its levels are the target's own IMP, not the
