@@ -31,6 +31,7 @@ benchmark: install
 	$(BIN)/python benchmarks/distributed.py
 	$(BIN)/python benchmarks/input_pipeline.py
 	$(BIN)/python benchmarks/grid_executors.py
+	$(BIN)/python benchmarks/grid_cost.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -14,8 +14,10 @@ the heatmap from the cells' records in the sequential order.
 
 Each task's experiment directory is its own: the driver submits each
 directory once (source finds and own IMPs deduplicated by directory), and
-the runners lock it while they write (workspace.experiment_lock). A task
-whose worker dies is retried by Ray; a cell that fails is reported with its
+the runners claim it while they write (workspace.experiment_lock: a flock
+on the machine, and a heartbeat claim file on the shared output dir that a
+second driver's tasks respect). A task whose worker dies is retried by Ray
+(its claim is stale at once on the same host, after the lease elsewhere); a cell that fails is reported with its
 error and the others go on; the command then exits 1, and running it again
 re-runs only what is unfinished (finished experiments are found done).
 Where each task ran and when is written to ``ray_tasks.json`` beside
@@ -91,8 +93,13 @@ def _task(config: dict, kind: str, payload, *deps) -> dict:
   import ray
   from lottery_tf import paths, tickets
   from lottery_tf.transfer import grid
+  from lottery_tf.foundations import workspace
   from lottery_tf.training import distribute
   distribute.setup(config["thp"])
+  # A retry after a worker died on another machine finds the dead worker's
+  # claim on the directory: it waits for that lease to run out.
+  workspace.claim_wait_seconds = (workspace.LEASE_SECONDS +
+                                  2 * workspace.HEARTBEAT_SECONDS)
   runner = grid.GridRunner(**config, quiet=True, log=lambda line: None)
   # started: the function began (the worker is up); ready: TensorFlow and
   # lottery_tf imported, the runner built, the run begins.
