@@ -12,7 +12,7 @@ import os
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
-from lottery_tf._keras import keras, tf
+from lottery_tf._keras import keras
 
 from lottery_tf import paths, pruning, training
 from lottery_tf.foundations import store
@@ -77,12 +77,6 @@ def write_scalars(writer: store.Writer, run_dir: Optional[str],
                                 history)
 
 
-#: Stacked runs hold every copy's weights and optimizer state at once: at
-#: most this many parameters over all copies (ResNet-20 x 3 is 0.8M, Conv-4 x
-#: 3 is 7.2M, VGG-19 x 3 is 60M: one at a time).
-MAX_STACKED_PARAMETERS = 25_000_000
-
-
 def wrapped_model(task: Task, php, seed: int, float32: bool = False):
   """The task's model from ``seed``, wrapped for pruning as ``php`` asks."""
   model = task.build_model(seed=seed, float32=float32)
@@ -113,7 +107,6 @@ class Session(branch_lib.Trainer):
     self._rewind = None
     self._model = None
     self._train_model = None
-    self._stacked = {}  # K -> (copies, StackedTrainModel)
     self.init_weights = None  # The initialisation, from --seed.
     self.eval_data = None
 
@@ -176,90 +169,6 @@ class Session(branch_lib.Trainer):
     ckpt = self.checkpoint(run_dir)
     if ckpt is not None:
       ckpt.clear()
-
-  def can_stack(self, plans) -> bool:
-    """Side by side only where it gives the numbers of runs one by one and
-    fits: not under mixed precision (one loss scale would be shared), not
-    with --checkpoint_every (a mid-run checkpoint is one run's), not across
-    workers; one start step and one data order."""
-    thp = self.task.thp
-    if (len(plans) < 2 or thp.stack_runs == "off" or thp.mixed_precision or
-        thp.checkpoint_every or thp.strategy == "multi_worker"):
-      return False
-    if len({(p.start, self.task.thp.seed if p.data_seed is None
-             else p.data_seed) for p in plans}) != 1:
-      return False
-    model = self.model()
-    if model.count_params() * len(plans) > MAX_STACKED_PARAMETERS:
-      return False
-    if thp.stack_runs == "auto" and not tf.config.list_logical_devices("GPU"):
-      # Measured on 2 CPU cores (benchmarks/levels.py): LeNet-300-100's
-      # level 2.2x faster stacked, Conv-4's 0.87x (compute-bound).
-      return not any(isinstance(v, tf.Variable) and len(v.shape) == 4
-                     for v in training.kernels(model))
-    return True
-
-  def _ensure_stacked(self, k: int):
-    if k not in self._stacked:
-      self._ensure()
-      with self.task.scope():
-        copies = [wrapped_model(self.task, self.php, self.task.thp.seed)
-                  for _ in range(k)]
-        self._stacked[k] = (copies, training.compile_stacked(
-            copies, self.task.thp, self.task.steps_per_epoch))
-    return self._stacked[k]
-
-  def train_stacked(self, plans) -> List[dict]:
-    """Trains ``plans`` side by side (:meth:`can_stack`); each result as
-    :meth:`train`'s, plus its trained ``weights``. The session model holds
-    the last plan's weights and masks afterwards."""
-    task = self.task
-    copies, stacked = self._ensure_stacked(len(plans))
-    start = plans[0].start
-    data_seed = task.thp.seed if plans[0].data_seed is None else plans[0].data_seed
-    training.set_seed(data_seed)
-    for copy, plan in zip(copies, plans):
-      load_weights(copy, plan.weights)
-      pruning.set_masks(copy, plan.masks)
-    optimizers.start_run(stacked.optimizer, start)
-    stacked.reset_metrics()
-    result = training.fit(
-        stacked, task.train_data(data_seed),
-        steps_per_epoch=task.steps_per_epoch, start_step=start,
-        end_step=task.total_steps, boundaries=[self.rewind_step],
-        verbose=training.verbosity(self.quiet))
-    outs = []
-    for k, (copy, plan) in enumerate(zip(copies, plans)):
-      name = training.copy_name(k)
-      history = {key[len(name) + 1:]: value
-                 for key, value in result.history.items()
-                 if key.startswith(name + "_")}
-      history["lr"] = result.history["lr"]
-      weights = snapshot(copy)
-      # Evaluated as a run one by one is: on the session model.
-      model = self.load(weights, pruning.get_masks(copy))
-      metrics = training.evaluate(self._train_model, self.eval_data)
-      history = merge_history({}, history)
-      write_scalars(self.writer, plan.run_dir, history)
-      densities = pruning.densities(model)
-      outs.append({
-          "metrics": metrics,
-          "density": densities.pop("overall"),
-          "density_per_layer": densities,
-          "steps": task.total_steps - start,
-          "start_step": start,
-          # The stacked step's time, shared by its runs.
-          "train_seconds": result.seconds,
-          "ms_per_step": result.ms_per_step,
-          "stacked_runs": len(plans),
-          "seed": plan.seed,
-          "data_seed": data_seed,
-          "replicas": model.distribute_strategy.num_replicas_in_sync,
-          "resumed_from_step": None,
-          "history": history,
-          "weights": weights,
-      })
-    return outs
 
   def train(self, weights, masks, *, start: int, seed: int,
             data_seed: Optional[int] = None, run_dir: Optional[str] = None,
