@@ -32,6 +32,7 @@ benchmark: install
 	$(BIN)/python benchmarks/input_pipeline.py
 	$(BIN)/python benchmarks/grid_executors.py
 	$(BIN)/python benchmarks/grid_cost.py
+	$(BIN)/python benchmarks/levels.py --models lenet_300_100,conv4
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,12 +3,15 @@
     python benchmarks/grid_cost.py [--flagfile flags/morcos_grid_vgg19.cfg]
                                    [--steps 4]
 
-Counts the training steps of every run the preset's `lottery_tf grid` makes
-(each source find: levels 0..--levels, each --training_steps long at
---batch_size on the source's train split; each transfer cell: the
-transferred ticket and its random-ticket control on the target; the
-targets' own IMPs are the source finds of the same datasets, reused), from
-the split sizes in lottery_tf's dataset registry (no download).
+Reads the preset as `lottery_tf grid` does (its flag parsing: a preset's
+name or path, the flagfiles it includes, the defaults) and counts the
+training steps of every run the grid makes (each find: levels 0..--levels,
+each --training_steps long at --batch_size on the dataset's train split, for
+every source with every source optimizer and every target with every target
+optimizer, a target's own IMP being the source find of the same dataset and
+optimizer when there is one; each transfer cell, per --transfer_levels: the
+transferred ticket and its random-ticket control on the target), from the
+split sizes in lottery_tf's dataset registry (no download).
 
 Then measures one training step of the preset's network as lottery_tf trains
 it (pruning wrappers with a mask, TrainModel, the preset's optimizer, weight
@@ -43,16 +46,33 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_GPU_TFLOPS = 20.0
 
 
-def read_flagfile(path: str) -> dict:
-  """The preset's ``--name=value`` lines (comments and blanks skipped)."""
-  out = {}
-  with open(path) as f:
-    for line in f:
-      line = line.strip()
-      if line.startswith("--"):
-        name, _, value = line[2:].partition("=")
-        out[name] = value if _ else "true"
-  return out
+class Preset:
+  """The preset's hparams as ``lottery_tf grid`` reads them: its own flag
+  parsing (presets by name or path, flagfiles it includes, defaults)."""
+
+  def __init__(self, flagfile: str):
+    # pylint: disable=g-import-not-at-top
+    from absl import flags
+    from lottery_tf import presets
+    # The CLI's flags, defined when its commands are imported.
+    from lottery_tf.cli import commands  # noqa: F401  pylint: disable=unused-import
+    from lottery_tf.cli import flags as cli_flags
+    from lottery_tf.data.hparams import DatasetHparams
+    from lottery_tf.lottery.hparams import LotteryHparams
+    from lottery_tf.models.hparams import ModelHparams
+    from lottery_tf.pruning.hparams import PruningHparams
+    from lottery_tf.training.hparams import TrainingHparams
+    from lottery_tf.transfer.hparams import GridHparams
+    flags.FLAGS.unparse_flags()  # Defaults, not an earlier preset's values.
+    flags.FLAGS(presets.resolve_argv(["grid_cost", f"--flagfile={flagfile}"]))
+    self.grid = cli_flags.from_flags(GridHparams)
+    self.grid.validate(flags.FLAGS.levels)
+    self.levels = flags.FLAGS.levels
+    self.training = cli_flags.from_flags(TrainingHparams)
+    self.data = cli_flags.from_flags(DatasetHparams)
+    self.model = cli_flags.from_flags(ModelHparams).model
+    self.pruning = cli_flags.from_flags(PruningHparams)
+    self.lottery = cli_flags.from_flags(LotteryHparams)
 
 
 def _num_train(dataset: str) -> int:
@@ -63,33 +83,41 @@ def _num_train(dataset: str) -> int:
   return n
 
 
-def count_steps(flags: dict) -> dict:
+def count_steps(preset: Preset) -> dict:
   """Steps of every run of the grid, by part (as lottery_tf counts them:
   ceil(train examples / batch) steps per epoch)."""
-  from lottery_tf.training import durations  # pylint: disable=g-import-not-at-top
-  batch = int(flags["batch_size"])
-  length = durations.parse(flags["training_steps"])
+  # pylint: disable=g-import-not-at-top
+  from lottery_tf.foundations.hparams import split_list
+  from lottery_tf.training import durations
+  from lottery_tf.transfer.hparams import parse_datasets
+  g = preset.grid
+  batch = preset.training.batch_size
+  length = durations.parse(preset.training.training_steps)
   def run_steps(dataset):
     return length.to_steps(max(1, math.ceil(_num_train(dataset) / batch)))
-  sources = flags["sources"].split(",")
-  targets = flags["targets"].split(",")
-  levels = int(flags["levels"])
-  transfer_levels = [x for x in flags.get("transfer_levels", "").split(",")
-                     if x] or list(range(levels + 1))
-  replicates = int(flags.get("replicates", "1"))
-  pairs = (len(flags.get("source_optimizers", "sgd").split(",")) *
-           len(flags.get("target_optimizers", "sgd").split(",")))
-  finds = sum(run_steps(s) * (levels + 1) for s in sources) * len(
-      flags.get("source_optimizers", "sgd").split(","))
+  # (name, classes): a class subset is counted as its dataset's whole split.
+  sources = [d for d, _ in parse_datasets(g.sources, "sources")]
+  targets = [d for d, _ in parse_datasets(g.targets, "targets")]
+  source_opts = split_list(g.source_optimizers)
+  target_opts = split_list(g.target_optimizers)
+  levels = g.levels(preset.levels)
+  # IMP on every (source, optimizer), levels 0..--levels; a target's own
+  # IMP (the own-ticket control) is one of these when the target is also a
+  # source with that optimizer, else one more find.
+  finds_of = {(s, o) for s in sources for o in source_opts}
+  finds_of |= {(t, o) for t in targets for o in target_opts}
+  finds = sum(run_steps(d) * (preset.levels + 1) for d, _ in finds_of)
   # Two runs per cell: the transferred ticket and the random ticket.
-  cells = len(sources) * len(transfer_levels) * pairs * replicates
+  cells = (len(sources) * len(targets) * len(levels) * len(source_opts) *
+           len(target_opts) * g.replicates)
   transfers = sum(2 * run_steps(t) for t in targets) * (
-      len(sources) * len(transfer_levels) * pairs * replicates)
-  big = [s for s in sources if _num_train(s) > 500_000]
+      cells // len(targets))
+  big = sorted({s for s, _ in finds_of if _num_train(s) > 500_000})
   return {"finds": finds, "transfers": transfers, "total": finds + transfers,
-          "cells": cells * len(targets), "sources": sources, "big": big,
-          "big_steps": sum(run_steps(s) * (levels + 1) for s in big),
-          "batch": batch}
+          "cells": cells, "find_count": len(finds_of), "big": big,
+          "big_steps": sum(run_steps(d) * (preset.levels + 1)
+                           for d, _ in finds_of if d in big),
+          "batch": batch, "levels": levels}
 
 
 def flops_per_image(model) -> float:
@@ -116,31 +144,31 @@ def _leaves(layer):
     yield layer
 
 
-def measure_step(flags: dict, steps: int) -> dict:
+def measure_step(preset: Preset, steps: int) -> dict:
   # pylint: disable=g-import-not-at-top
+  import dataclasses
   from lottery_tf import models, pruning, training
   from lottery_tf.training import distribute
   from lottery_tf._keras import tf
-  from lottery_tf.training.hparams import TrainingHparams
   gpu = bool(tf.config.list_physical_devices("GPU"))
-  batch = int(flags["batch_size"])
-  hp = TrainingHparams(
-      optimizer="sgd", lr=float(flags.get("sgd_lr", 0.1)),
-      momentum=float(flags.get("sgd_momentum", 0.9)), batch_size=batch,
-      weight_decay=float(flags.get("weight_decay", 0.0)),
-      weight_decay_on=flags.get("weight_decay_on", "kernels"),
-      # Mixed precision where the preset's GPUs have it; float32 on a CPU
-      # (float16 matmuls are emulated there, and slower).
-      mixed_precision=flags.get("mixed_precision", "") if gpu else "",
-      steps_per_execution=steps)
-  shape = (int(flags.get("image_size", 32)), int(flags.get("image_size", 32)),
-           int(flags.get("channels", 3)))
+  batch = preset.training.batch_size
+  # The grid's `sgd` recipe, as its source finds train; mixed precision
+  # where the preset's GPUs have it, float32 on a CPU (float16 matmuls are
+  # emulated there, and slower).
+  hp = dataclasses.replace(
+      preset.training, optimizer="sgd", lr=preset.grid.sgd_lr,
+      momentum=preset.grid.sgd_momentum,
+      mixed_precision=preset.training.mixed_precision if gpu else "",
+      strategy="default", steps_per_execution=steps)
+  size = preset.data.image_size or 32
+  shape = (size, size, preset.data.channels or 3)
   training.set_seed(0)
   with distribute.policy_scope(hp.mixed_precision):
-    model = pruning.wrap(models.build(flags["model"], shape, 10, seed=0))
+    model = pruning.wrap(models.build(preset.model, shape, 10, seed=0))
   # A level-1 mask (80% of the weights): what every pruned level trains.
-  pruning.set_masks(model, pruning.prune(model, flags.get(
-      "pruning_strategy", "global"), fraction=0.2))
+  pruning.set_masks(model, pruning.prune(
+      model, preset.pruning.pruning_strategy,
+      fraction=preset.pruning.pruning_fraction))
   train = training.compile_model(model, hp, steps)
   rng = np.random.default_rng(0)
   x = rng.normal(size=(2 * batch, *shape)).astype(np.float32)
@@ -155,7 +183,7 @@ def measure_step(flags: dict, steps: int) -> dict:
           # Counted on the plain network (a wrapper's inner layer has no
           # output shape of its own).
           "flops_per_step": 3 * batch * flops_per_image(
-              models.build(flags["model"], shape, 10, seed=0))}
+              models.build(preset.model, shape, 10, seed=0))}
 
 
 def _hours(h: float) -> str:
@@ -176,18 +204,24 @@ def main():
   parser.add_argument("--gpu_tflops", type=float, default=DEFAULT_GPU_TFLOPS,
                       help="assumed sustained TFLOP/s of one GPU")
   args = parser.parse_args()
-  flags = read_flagfile(args.flagfile)
-  counted = count_steps(flags)
-  print(f"{os.path.basename(args.flagfile)}: {flags['model']}, batch "
-        f"{counted['batch']}, {flags['training_steps']} per run")
-  print(f"  source finds ({len(counted['sources'])} x levels 0-"
-        f"{flags['levels']}): {counted['finds'] / 1e6:.1f}M steps "
+  from lottery_tf.errors import UserError  # pylint: disable=g-import-not-at-top
+  try:
+    preset = Preset(args.flagfile)
+  except UserError as e:
+    print(f"grid_cost.py: {e}", file=sys.stderr)
+    sys.exit(2)
+  counted = count_steps(preset)
+  print(f"{os.path.basename(args.flagfile)}: {preset.model}, batch "
+        f"{counted['batch']}, {preset.training.training_steps} per run")
+  print(f"  finds ({counted['find_count']} datasets x optimizers, levels 0-"
+        f"{preset.levels}): {counted['finds'] / 1e6:.1f}M steps "
         f"({counted['big_steps'] / 1e6:.1f}M of them "
         f"{' and '.join(counted['big'])})")
-  print(f"  transfer cells ({counted['cells']} x 2 runs): "
+  print(f"  transfer cells ({counted['cells']} x 2 runs, levels "
+        f"{','.join(map(str, counted['levels']))}): "
         f"{counted['transfers'] / 1e6:.1f}M steps")
   print(f"  in all: {counted['total'] / 1e6:.1f}M steps")
-  m = measure_step(flags, args.steps)
+  m = measure_step(preset, args.steps)
   flops = m["flops_per_step"]
   here = counted["total"] * m["seconds_per_step"] / 3600
   print(f"measured here ({m['device']}, {m['cores']} cores, "

@@ -20,8 +20,10 @@ FIND = ["find", "--dataset=digits", "--model=lenet_300_100",
         "--training_steps=2ep", "--batch_size=64", "--lr=0.05",
         "--momentum=0.9", "--levels=2", "--controls=reinit,random_mask",
         "--rewind=2it", "--seed=4", "--output_dir=runs"]
+#: How a run ran, not what it computed: its times, and how many runs of its
+#: level trained together with it (a recomputed run may stack with fewer).
 _TIMES = ("wall_seconds", "train_seconds", "ms_per_step", "eval_seconds",
-          "seconds", "created")
+          "seconds", "created", "stacked_runs")
 
 
 def _numbers(obj):

@@ -203,7 +203,7 @@ class _Claim:
       if (claim is None or _stale(claim)) and self._try(claim):
         break
       if time.time() >= deadline:
-        claim = _read_claim(self.path) or {}
+        claim = claim or {}  # None: another taker won the race just now.
         age = time.time() - float(claim.get("heartbeat", 0) or 0)
         raise UserError(
             f"{self.exp_dir} is in use by {claim.get('holder', 'another run')}"

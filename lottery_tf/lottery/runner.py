@@ -153,14 +153,69 @@ class LotteryRunner:
   # -- levels ----------------------------------------------------------------
 
   def run_level(self, level: int) -> dict:
-    """Trains the level's ticket (unless done), then its missing branches."""
-    trained = None
-    if not self.files.ticket_done(level):
+    """Trains the level's ticket (unless done), then its missing branches;
+    the ticket and the branches that are one training run each side by
+    side where the session can (``--stack_runs``)."""
+    stacked, trained = self._run_stacked(level)
+    if not stacked and not self.files.ticket_done(level):
       trained = self._run_ticket(level)
     for b in self._branches_at(level):
       self._run_branch(level, b, trained)
     path = paths.metrics(paths.level(self.exp_dir, level))
     return self.writer.read_json(path) if fs.exists(path) else None
+
+  def _level(self, level: int, b: branch_lib.Branch, trained=None):
+    return branch_lib.Level(
+        number=level, directory=paths.run(self.exp_dir, level, b.name),
+        mask=self._mask(level), rewind_step=self.rewind_step,
+        seed=self.task.thp.seed, task=self.task, lottery=self.lhp,
+        trainer=self.session, ticket_weights=trained)
+
+  def _run_stacked(self, level: int):
+    """The level's unfinished ticket and the branches that are one run
+    each, side by side, if they are two or more and the session can stack
+    them. Returns (whether it ran them, what :meth:`_finish_ticket`
+    returned)."""
+    if level == 0 or self.task.thp.stack_runs == "off":
+      return False, None  # Level 0 takes the rewind point: one run.
+    ticket = not self.files.ticket_done(level)
+    todo = [b for b in self._branches_at(level)
+            if not self.files.run_done(level, b.name)
+            and not b.wants_ticket_weights]
+    if len(todo) + ticket < 2:
+      return False, None
+    # Planning writes what a branch writes before its run (a random mask):
+    # only once the stack is decided.
+    began = time.time()
+    masks = self._mask(level)
+    ticket_plan = branch_lib.RunPlan(
+        self.session.rewind_weights(), masks, start=self.rewind_step,
+        seed=self.task.thp.seed, run_dir=paths.level(self.exp_dir, level))
+    probe = [ticket_plan] * (len(todo) + ticket)
+    if not self.session.can_stack(probe):
+      return False, None
+    planned = []
+    for b in todo:
+      plan = b.plan(self._level(level, b))
+      if plan is not None:
+        planned.append((b, plan))
+    plans = ([ticket_plan] if ticket else []) + [p for _, p in planned]
+    if len(plans) < 2 or not self.session.can_stack(plans):
+      # Not stackable after all: the plans run one by one.
+      trained = self._run_ticket(level) if ticket else None
+      for b, plan in planned:
+        self._finish_branch(level, b, self.session.train_plan(plan), began)
+      return True, trained
+    outs = self.session.train_stacked(plans)
+    trained = None
+    if ticket:
+      out = outs.pop(0)
+      self.session.load(out.pop("weights"), masks)
+      trained = self._finish_ticket(level, out, self.rewind_step, began)
+    for (b, _), out in zip(planned, outs):
+      out.pop("weights")
+      self._finish_branch(level, b, out, began)
+    return True, trained
 
   def _run_ticket(self, level: int) -> Optional[Dict[str, np.ndarray]]:
     """Trains the level's ticket, writes its files (metrics.json last);
@@ -188,6 +243,15 @@ class LotteryRunner:
       start = self.rewind_step
       out = session.train(session.rewind_weights(), masks, start=start,
                           seed=seed, run_dir=d)
+    return self._finish_ticket(level, out, start, began)
+
+  def _finish_ticket(self, level: int, out: dict, start: int, began: float
+                     ) -> Optional[Dict[str, np.ndarray]]:
+    """The ticket's files from its run (the session model holds its trained
+    weights under the level's mask)."""
+    d = paths.level(self.exp_dir, level)
+    session = self.session
+    masks = self._mask(level)
     model = session.model()
     trained = None
     if start == self.rewind_step and any(
@@ -221,13 +285,13 @@ class LotteryRunner:
     """Runs branch ``b`` of the level unless its metrics.json is there."""
     if self.files.run_done(level, b.name):
       return
-    d = paths.run(self.exp_dir, level, b.name)
     began = time.time()
-    out = b.run(branch_lib.Level(
-        number=level, directory=d, mask=self._mask(level),
-        rewind_step=self.rewind_step, seed=self.task.thp.seed,
-        task=self.task, lottery=self.lhp, trainer=self.session,
-        ticket_weights=trained))
+    self._finish_branch(level, b, b.run(self._level(level, b, trained)),
+                        began)
+
+  def _finish_branch(self, level: int, b: branch_lib.Branch, out: dict,
+                     began: float) -> None:
+    d = paths.run(self.exp_dir, level, b.name)
     out.update(level=level, run=b.name, wall_seconds=time.time() - began,
                rewind_step=self.rewind_step, replicate=self.replicate,
                **self.provenance())

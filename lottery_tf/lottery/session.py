@@ -12,7 +12,7 @@ import os
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
-from lottery_tf._keras import keras
+from lottery_tf._keras import keras, tf
 
 from lottery_tf import paths, pruning, training
 from lottery_tf.foundations import store
@@ -77,6 +77,12 @@ def write_scalars(writer: store.Writer, run_dir: Optional[str],
                                 history)
 
 
+#: Stacked runs hold every copy's weights and optimizer state at once: at
+#: most this many parameters over all copies (ResNet-20 x 3 is 0.8M, Conv-4 x
+#: 3 is 7.2M, VGG-19 x 3 is 60M: one at a time).
+MAX_STACKED_PARAMETERS = 25_000_000
+
+
 def wrapped_model(task: Task, php, seed: int, float32: bool = False):
   """The task's model from ``seed``, wrapped for pruning as ``php`` asks."""
   model = task.build_model(seed=seed, float32=float32)
@@ -107,6 +113,7 @@ class Session(branch_lib.Trainer):
     self._rewind = None
     self._model = None
     self._train_model = None
+    self._stacked = {}  # K -> (copies, StackedTrainModel)
     self.init_weights = None  # The initialisation, from --seed.
     self.eval_data = None
 
@@ -170,6 +177,75 @@ class Session(branch_lib.Trainer):
     if ckpt is not None:
       ckpt.clear()
 
+  def can_stack(self, plans) -> bool:
+    """Side by side only where it gives the numbers of runs one by one and
+    fits: not under mixed precision (one loss scale would be shared), not
+    with --checkpoint_every (a mid-run checkpoint is one run's), not across
+    workers; one start step and one data order."""
+    thp = self.task.thp
+    if (len(plans) < 2 or thp.stack_runs == "off" or thp.mixed_precision or
+        thp.checkpoint_every or thp.strategy == "multi_worker"):
+      return False
+    if len({(p.start, self.task.thp.seed if p.data_seed is None
+             else p.data_seed) for p in plans}) != 1:
+      return False
+    model = self.model()
+    if model.count_params() * len(plans) > MAX_STACKED_PARAMETERS:
+      return False
+    if thp.stack_runs == "auto" and not tf.config.list_logical_devices("GPU"):
+      # Measured on 2 CPU cores (benchmarks/levels.py): LeNet-300-100's
+      # level 2.2x faster stacked, Conv-4's 0.87x (compute-bound).
+      return not any(isinstance(v, tf.Variable) and len(v.shape) == 4
+                     for v in training.kernels(model))
+    return True
+
+  def _ensure_stacked(self, k: int):
+    if k not in self._stacked:
+      self._ensure()
+      with self.task.scope():
+        copies = [wrapped_model(self.task, self.php, self.task.thp.seed)
+                  for _ in range(k)]
+        self._stacked[k] = (copies, training.compile_stacked(
+            copies, self.task.thp, self.task.steps_per_epoch))
+    return self._stacked[k]
+
+  def train_stacked(self, plans) -> List[dict]:
+    """Trains ``plans`` side by side (:meth:`can_stack`); each result as
+    :meth:`train`'s, plus its trained ``weights``. The session model holds
+    the last plan's weights and masks afterwards."""
+    task = self.task
+    copies, stacked = self._ensure_stacked(len(plans))
+    start = plans[0].start
+    data_seed = task.thp.seed if plans[0].data_seed is None else plans[0].data_seed
+    training.set_seed(data_seed)
+    for copy, plan in zip(copies, plans):
+      load_weights(copy, plan.weights)
+      pruning.set_masks(copy, plan.masks)
+    optimizers.start_run(stacked.optimizer, start)
+    stacked.reset_metrics()
+    result = training.fit(
+        stacked, task.train_data(data_seed),
+        steps_per_epoch=task.steps_per_epoch, start_step=start,
+        end_step=task.total_steps, boundaries=[self.rewind_step],
+        verbose=training.verbosity(self.quiet))
+    outs = []
+    for k, (copy, plan) in enumerate(zip(copies, plans)):
+      name = training.copy_name(k)
+      history = {key[len(name) + 1:]: value
+                 for key, value in result.history.items()
+                 if key.startswith(name + "_")}
+      history["lr"] = result.history["lr"]
+      weights = snapshot(copy)
+      # Evaluated as a run one by one is: on the session model.
+      self.load(weights, pruning.get_masks(copy))
+      out = self._result(result, merge_history({}, history), start=start,
+                         seed=plan.seed, data_seed=data_seed,
+                         run_dir=plan.run_dir, resumed=None)
+      # train_seconds and ms_per_step: the stacked step's, shared.
+      out.update(stacked_runs=len(plans), weights=weights)
+      outs.append(out)
+    return outs
+
   def train(self, weights, masks, *, start: int, seed: int,
             data_seed: Optional[int] = None, run_dir: Optional[str] = None,
             rewind_cb: Optional[RewindCallback] = None) -> dict:
@@ -221,15 +297,24 @@ class Session(branch_lib.Trainer):
         start_step=begin, end_step=task.total_steps,
         boundaries=[self.rewind_step], callbacks=callbacks,
         verbose=training.verbosity(self.quiet))
+    return self._result(result, merge_history(prior, result.history),
+                        start=start, seed=seed, data_seed=data_seed,
+                        run_dir=run_dir, resumed=resumed)
+
+  def _result(self, result: training.FitResult, history: Dict[str, list], *,
+              start: int, seed: int, data_seed: int, run_dir: Optional[str],
+              resumed: Optional[int]) -> dict:
+    """A run's metrics, the session model holding its trained weights:
+    evaluated, its scalars written."""
+    model, train_model = self._ensure()
     metrics = training.evaluate(train_model, self.eval_data)
-    history = merge_history(prior, result.history)
     write_scalars(self.writer, run_dir, history)
     densities = pruning.densities(model)
     return {
         "metrics": metrics,
         "density": densities.pop("overall"),
         "density_per_layer": densities,
-        "steps": task.total_steps - start,
+        "steps": self.task.total_steps - start,
         "start_step": start,
         "train_seconds": result.seconds,
         "ms_per_step": result.ms_per_step,

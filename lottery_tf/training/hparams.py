@@ -61,6 +61,14 @@ class TrainingHparams(Hparams):
   tpu: str = field(
       "", "--strategy=tpu: the TPU name or grpc:// address (empty = the "
       "local TPU or $TPU_NAME).", affects_results=False)
+  stack_runs: str = field(
+      "auto", choices=("auto", "on", "off"), help="Train a level's ticket "
+      "and its controls side by side, as one model in one compiled step "
+      "(same numbers, to float tolerance): `on` wherever they fit in memory, "
+      "`auto` where that is also faster (on a GPU; on a CPU only for models "
+      "without convolutions, which are compute-bound there: "
+      "benchmarks/levels.py), `off` one after another.",
+      affects_results=False)
   checkpoint_every: int = field(
       0, "Checkpoint the model, masks and optimizer every N steps inside a "
       "run, so a killed run resumes mid-level (0 = only between runs).",

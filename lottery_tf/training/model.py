@@ -41,10 +41,20 @@ def pruning_state(wrapper) -> List[tf.Variable]:
   return out + [wrapper.pruning_step]
 
 
+def _layers(model: keras.Model):
+  """``model``'s layers, those of nested models (a stacked model's copies)
+  in their place."""
+  for layer in model.layers:
+    if isinstance(layer, keras.Model) and not is_pruning_wrapper(layer):
+      yield from _layers(layer)
+    else:
+      yield layer
+
+
 def mask_pairs(model: keras.Model) -> List[Tuple[tf.Variable, tf.Variable]]:
   """(kernel, mask) for every weight a tfmot wrapper prunes, in layer order."""
   pairs = []
-  for layer in model.layers:
+  for layer in _layers(model):
     if is_pruning_wrapper(layer):
       pairs.extend(pruned_weights(layer))
   return pairs
@@ -54,7 +64,7 @@ def kernels(model: keras.Model) -> List[tf.Variable]:
   """Conv/Dense kernels (wrapped or not): what ``--weight_decay_on=kernels``
   decays."""
   out = []
-  for layer in model.layers:
+  for layer in _layers(model):
     inner = layer.layer if is_pruning_wrapper(layer) else layer
     for attr in ("kernel", "depthwise_kernel"):
       var = getattr(inner, attr, None)
@@ -114,3 +124,28 @@ class TrainModel(keras.Model):
     for weight, mask in pairs:
       weight.assign(weight * tf.cast(mask, weight.dtype))
     return self.compute_metrics(x, y, y_pred, None)
+
+
+class StackedTrainModel(TrainModel):
+  """K independent copies of a network trained side by side in one step.
+
+  Built on ``K`` functional models (each with its own weights and masks):
+  one input, K logits outputs, one loss per output (Keras sums them, so
+  each copy's gradient is its own loss's), one optimizer whose per-variable
+  state (momentum, Adam's moments) is per copy, and every copy re-masked
+  after each update. Every copy sees the same batch, as the runs it
+  replaces, trained one after another on the same stream, each did. Logs
+  ``copyK_loss`` and ``copyK_accuracy`` per copy.
+  """
+
+  def __init__(self, *args, copies: int, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.copies = int(copies)
+
+  def train_step(self, data):
+    x, y = data[0], data[1]
+    return super().train_step((x, [y] * self.copies))
+
+  def test_step(self, data):
+    x, y = data[0], data[1]
+    return super().test_step((x, [y] * self.copies))

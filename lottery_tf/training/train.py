@@ -8,7 +8,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence
 from lottery_tf._keras import keras, tf
 from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.training import distribute, durations, optimizers
-from lottery_tf.training.model import TrainModel
+from lottery_tf.training.model import StackedTrainModel, TrainModel
 
 
 def set_seed(seed: int) -> None:
@@ -61,6 +61,43 @@ def compile_model(model: keras.Model, hp: TrainingHparams, steps_per_epoch: int,
         steps_per_execution=spe,
         jit_compile=hp.jit_compile)
   return train_model
+
+
+#: Name of copy k in a stacked model (its outputs' logs: ``copy0_loss``).
+def copy_name(k: int) -> str:
+  return f"copy{k}"
+
+
+def compile_stacked(copies: Sequence[keras.Model], hp: TrainingHparams,
+                    steps_per_epoch: int) -> StackedTrainModel:
+  """A StackedTrainModel training ``copies`` (same architecture, built
+  under the same strategy, float32) side by side, compiled as
+  :func:`compile_model` compiles one."""
+  model = copies[0]
+  if model.outputs[0].dtype != tf.float32:
+    raise ValueError("stacked runs train in float32 (--mixed_precision "
+                     "trains one run at a time)")
+  with model.distribute_strategy.scope():
+    inputs = keras.Input(shape=model.inputs[0].shape[1:],
+                         dtype=model.inputs[0].dtype, name="image")
+    outputs = []
+    for k, copy in enumerate(copies):
+      copy._name = copy_name(k)  # pylint: disable=protected-access
+      outputs.append(copy(inputs))
+    stacked = StackedTrainModel(
+        inputs=inputs, outputs=outputs, name=f"stacked_{model.name}",
+        weight_decay=hp.weight_decay, weight_decay_on=hp.weight_decay_on,
+        copies=len(copies))
+    num_classes = int(model.outputs[0].shape[-1])
+    stacked.compile(
+        optimizer=optimizers.build(hp, steps_per_epoch),
+        loss=[_loss(hp, num_classes) for _ in copies],
+        metrics=[[keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+                 for _ in copies],
+        steps_per_execution=(hp.steps_per_execution or
+                             _auto_steps_per_execution(steps_per_epoch)),
+        jit_compile=hp.jit_compile)
+  return stacked
 
 
 def _auto_steps_per_execution(steps_per_epoch: int) -> int:

@@ -7,10 +7,10 @@
 See :mod:`~lottery_tf.lottery.branch.base` for what a branch gets and
 returns, and how to add one.
 """
-from lottery_tf.lottery.branch.base import Branch, Level, Trainer
+from lottery_tf.lottery.branch.base import Branch, Level, RunPlan, Trainer
 from lottery_tf.lottery.branch.registry import check, get, names, register
 
 # Importing a module registers its branches.
 from lottery_tf.lottery.branch import controls, lmc  # noqa: E402,F401  pylint: disable=wrong-import-position
 
-__all__ = ["Branch", "Level", "Trainer", "check", "get", "names", "register"]
+__all__ = ["Branch", "Level", "RunPlan", "Trainer", "check", "get", "names", "register"]

@@ -21,6 +21,24 @@ from lottery_tf import paths
 Weights = Dict[str, np.ndarray]
 
 
+@dataclasses.dataclass
+class RunPlan:
+  """One training run, as :meth:`Trainer.train` takes it: what a branch
+  that is only a training run returns from :meth:`Branch.plan`, so that the
+  runner can train it side by side with the level's ticket and other
+  controls (:meth:`Trainer.train_stacked`)."""
+  weights: Weights
+  masks: Weights
+  start: int
+  seed: int
+  data_seed: Optional[int] = None
+  run_dir: Optional[str] = None
+
+  def kwargs(self) -> dict:
+    return dict(start=self.start, seed=self.seed, data_seed=self.data_seed,
+                run_dir=self.run_dir)
+
+
 class Trainer:
   """The runner's training service, as a branch sees it.
 
@@ -37,6 +55,20 @@ class Trainer:
     resumes from its checkpoint. Returns the run's metrics (test accuracy,
     density, steps, seeds...)."""
     raise NotImplementedError
+
+  def train_plan(self, plan: RunPlan) -> dict:
+    return self.train(plan.weights, plan.masks, **plan.kwargs())
+
+  def train_stacked(self, plans: "list[RunPlan]") -> "list[dict]":
+    """Trains ``plans`` (same start step, same data seed) side by side;
+    returns each one's metrics as :meth:`train` would, each with its trained
+    ``weights``. Only when :meth:`can_stack` says so."""
+    raise NotImplementedError
+
+  def can_stack(self, plans: "list[RunPlan]") -> bool:
+    """Whether ``plans`` can train side by side here."""
+    del plans
+    return False
 
   def weights(self) -> Weights:
     """The weights the last :meth:`train` ended with."""
@@ -86,9 +118,19 @@ class Branch:
   #: Uses ``Level.ticket_weights`` (the runner keeps a copy only then).
   wants_ticket_weights: ClassVar[bool] = False
 
+  def plan(self, level: Level) -> Optional[RunPlan]:
+    """The branch's one training run, if that is all it is (its metrics are
+    that run's): then the runner may train it beside the ticket. None
+    (the default): the runner calls :meth:`run`."""
+    del level
+    return None
+
   def run(self, level: Level) -> dict:
     """Trains what the branch trains; returns its metrics (a JSON dict)."""
-    raise NotImplementedError
+    plan = self.plan(level)
+    if plan is None:
+      raise NotImplementedError
+    return level.trainer.train_plan(plan)
 
   def save(self, directory: str, metrics: dict, writer) -> None:
     """Writes the branch's results through ``writer`` (a store.Writer);

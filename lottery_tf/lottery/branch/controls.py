@@ -1,6 +1,6 @@
 """The controls of Frankle & Carbin (2019): is it the mask, or the weights?"""
 from lottery_tf import paths, pruning
-from lottery_tf.lottery.branch.base import Branch, Level
+from lottery_tf.lottery.branch.base import Branch, Level, RunPlan
 from lottery_tf.lottery.branch.registry import register
 
 # Seed offsets of the runs that must not share an initialisation or mask with
@@ -16,11 +16,11 @@ class Reinit(Branch):
   name = "reinit"
   help = "same mask, fresh initialisation"
 
-  def run(self, level: Level) -> dict:
+  def plan(self, level: Level) -> RunPlan:
     seed = level.seed + REINIT_SEED_OFFSET
-    return level.trainer.train(
-        level.trainer.fresh_weights(seed), level.mask,
-        start=level.rewind_step, seed=seed, run_dir=level.directory)
+    return RunPlan(level.trainer.fresh_weights(seed), level.mask,
+                   start=level.rewind_step, seed=seed,
+                   run_dir=level.directory)
 
 
 @register
@@ -30,10 +30,10 @@ class RandomMask(Branch):
   name = "random_mask"
   help = "random mask at the ticket's per-layer density, rewind weights"
 
-  def run(self, level: Level) -> dict:
+  def plan(self, level: Level) -> RunPlan:
     seed = level.seed + RANDOM_MASK_SEED_OFFSET + level.number
     masks = pruning.random_masks(level.mask, seed=seed)
     level.trainer.write_npz(paths.mask(level.directory), masks)
-    return level.trainer.train(
-        level.trainer.rewind_weights(), masks, start=level.rewind_step,
-        seed=seed, run_dir=level.directory)
+    return RunPlan(level.trainer.rewind_weights(), masks,
+                   start=level.rewind_step, seed=seed,
+                   run_dir=level.directory)
