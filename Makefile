@@ -32,7 +32,8 @@ benchmark: install
 	$(BIN)/python benchmarks/input_pipeline.py
 	$(BIN)/python benchmarks/grid_executors.py
 	$(BIN)/python benchmarks/grid_cost.py
-	$(BIN)/python benchmarks/levels.py --models lenet_300_100,conv4
+	$(BIN)/python benchmarks/levels.py --models lenet_300_100 --repeats 3 --xla
+	$(BIN)/python benchmarks/levels.py --models conv4,resnet20 --steps 16it --nodemo
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -2,6 +2,7 @@
 
     python benchmarks/levels.py [--models lenet_300_100,conv4,resnet20]
                                 [--steps 2ep] [--repeats 2] [--nodemo]
+                                [--xla]
 
 For each model, in one process, on the embedded mnist_5k (LeNet-300-100 at
 28x28x1, the others brought to 32x32x3), batch 128, SGD 0.1 momentum 0.9:
@@ -15,6 +16,9 @@ the random-mask control) trained
               masked loop, one after another, on the same batches held in
               memory (`pip install torch==2.13.0`, the CPU build; see the
               README's Speed section).
+
+With --xla, also the ticket and the stacked level compiled with XLA
+(--jit_compile), and whether they end at the same test accuracies.
 
 Each variant runs once untimed (tracing), then they take turns --repeats
 times and the median seconds per level are printed, with the ratios, and
@@ -64,28 +68,38 @@ BENCH = dict(lr=0.1, momentum=0.9, batch_size=128)
 DEMO = dict(lr=0.1, momentum=0.0, batch_size=64, training_steps="15ep")
 
 
-def bench(model: str, steps: str, repeats: int, recipe=None,
-          variants=("one_by_one", "stacked", "ticket", "torch")) -> dict:
+def _session(model: str, steps: str, recipe=None, **thp):
   dhp = (DatasetHparams(dataset="mnist_5k") if model == "lenet_300_100" else
          DatasetHparams(dataset="mnist_5k", image_size=32, channels=3))
   task = Task(dhp, ModelHparams(model=model),
               TrainingHparams(**{"training_steps": steps, **BENCH,
-                                 **(recipe or {}), "seed": 0}))
+                                 **(recipe or {}), "seed": 0, **thp}))
   session = Session(task, PruningHparams(), rewind_step=0,
                     read_rewind=lambda: None, quiet=True, log=lambda l: None)
-  plans = _plans(session, 0)
+  return task, session, _plans(session, 0)
+
+
+def bench(model: str, steps: str, repeats: int, recipe=None,
+          variants=("one_by_one", "stacked", "ticket", "torch")) -> dict:
+  """Median seconds of each variant (``*_xla``: with --jit_compile)."""
+  task, session, plans = _session(model, steps, recipe)
+  xla = (_session(model, steps, recipe, jit_compile=True)
+         if any(v.endswith("_xla") for v in variants) else None)
 
   def one_by_one():
     return [session.train_plan(p)["metrics"]["test_accuracy"] for p in plans]
 
-  def stacked():
-    return [o["metrics"]["test_accuracy"] for o in session.train_stacked(plans)]
+  def stacked(s=session, p=plans):
+    return [o["metrics"]["test_accuracy"] for o in s.train_stacked(p)]
 
-  def ticket():
-    return [session.train_plan(plans[0])["metrics"]["test_accuracy"]]
+  def ticket(s=session, p=plans):
+    return [s.train_plan(p[0])["metrics"]["test_accuracy"]]
 
   fns = {"one_by_one": one_by_one, "stacked": stacked, "ticket": ticket,
          "torch": torch_level(task, task.total_steps)}
+  if xla is not None:
+    fns["ticket_xla"] = lambda: ticket(xla[1], xla[2])
+    fns["stacked_xla"] = lambda: stacked(xla[1], xla[2])
   fns = {v: fns[v] for v in variants if fns[v] is not None}
   accuracy = {v: f() for v, f in fns.items()}  # untimed: tracing
   times = {v: [] for v in fns}
@@ -98,7 +112,8 @@ def bench(model: str, steps: str, repeats: int, recipe=None,
   med = {v: statistics.median(t) for v, t in times.items()}
   same = (accuracy["stacked"] == accuracy["one_by_one"]
           if "one_by_one" in accuracy else None)
-  return {"model": model, "steps": task.total_steps, **med, "same": same}
+  return {"model": model, "steps": task.total_steps, **med, "same": same,
+          "accuracy": accuracy}
 
 
 # -- The same level as a plain PyTorch masked loop (where torch imports) ----
@@ -215,7 +230,12 @@ def main():
   parser.add_argument("--repeats", type=int, default=2)
   parser.add_argument("--nodemo", dest="demo", action="store_false",
                       help="skip the demo recipe's level")
+  parser.add_argument("--xla", action="store_true",
+                      help="also the ticket and the stacked level with "
+                      "--jit_compile (XLA), each model a line of its own")
   args = parser.parse_args()
+  variants = ("one_by_one", "stacked", "ticket", "torch") + (
+      ("ticket_xla", "stacked_xla") if args.xla else ())
   print(f"one level = ticket + reinit + random_mask, {args.steps} each, "
         f"batch 128, on {os.cpu_count()} cores; median of {args.repeats}; "
         "torch: the same three runs as a plain PyTorch loop"
@@ -224,12 +244,20 @@ def main():
         f"{'ticket':>9}{'torch':>9}{'1by1/stk':>10}{'stk/ticket':>11}"
         f"{'torch/stk':>10}  same acc")
   for model in args.models.split(","):
-    r = bench(model, args.steps, args.repeats)
+    r = bench(model, args.steps, args.repeats, variants=variants)
     print(f"{r['model']:<15}{r['steps']:>6}{_s(r, 'one_by_one', 12)}"
           f"{_s(r, 'stacked', 10)}{_s(r, 'ticket', 9)}{_s(r, 'torch', 9)}"
           f"{_x(r, 'one_by_one', 'stacked', 10)}"
           f"{_x(r, 'stacked', 'ticket', 11)}{_x(r, 'torch', 'stacked', 10)}"
           f"  {r['same']}", flush=True)
+    if args.xla:
+      acc = r["accuracy"]
+      print(f"  XLA: ticket {r['ticket_xla']:.2f}s "
+            f"({r['ticket_xla'] / r['ticket']:.2f}x of without), stacked "
+            f"{r['stacked_xla']:.2f}s "
+            f"({r['stacked_xla'] / r['stacked']:.2f}x); test accuracies "
+            f"{'the same' if acc['stacked_xla'] == acc['stacked'] else 'differ: %s vs %s' % (acc['stacked_xla'], acc['stacked'])}",
+            flush=True)
   if args.demo:
     # The demo: level 0 (the dense ticket alone), then 10 levels of three
     # runs: 31 runs, from one measured level of each kind.

@@ -21,6 +21,7 @@ from conftest import clean_env
 from lottery_tf import keras, models, paths
 from lottery_tf.data.hparams import DatasetHparams
 from lottery_tf.foundations import store
+from lottery_tf.lottery import report
 from lottery_tf.lottery.hparams import LotteryHparams
 from lottery_tf.lottery.runner import LotteryRunner
 from lottery_tf.lottery.task import Task
@@ -58,14 +59,19 @@ def _registered(model):
     models.unregister(BN_MODEL)
 
 
-def _find(exp_dir, model, optimizer, stack, **thp):
+def _task(model, optimizer, stack, **thp):
   recipe = (dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4)
             if optimizer == "sgd" else dict(optimizer="adam", lr=1e-3))
-  task = Task(DatasetHparams(dataset="digits"), ModelHparams(model=model),
+  return Task(DatasetHparams(dataset="digits"), ModelHparams(model=model),
               TrainingHparams(batch_size=64, training_steps="1ep", seed=3,
                               stack_runs=stack, **recipe, **thp))
-  LotteryRunner(exp_dir, task, PruningHparams(),
-                LotteryHparams(levels=1, rewind="3it"), quiet=True,
+
+
+def _find(exp_dir, model, optimizer, stack, lhp=None, **thp):
+  LotteryRunner(exp_dir, _task(model, optimizer, stack, **thp),
+                PruningHparams(),
+                LotteryHparams(levels=1, rewind="3it", **(lhp or {})),
+                quiet=True,
                 log=lambda line: None).run()
   return exp_dir
 
@@ -75,10 +81,10 @@ def _metrics(exp_dir, run, level=1):
   return store.read_json(paths.metrics(os.path.join(d, run) if run else d))
 
 
-def _assert_same(one_by_one, stacked):
+def _assert_same(one_by_one, stacked, runs=3):
   for run in RUNS:
     a, b = _metrics(one_by_one, run), _metrics(stacked, run)
-    assert "stacked_runs" not in a and b["stacked_runs"] == 3, run
+    assert "stacked_runs" not in a and b["stacked_runs"] == runs, run
     for key in ("test_accuracy", "test_loss"):
       np.testing.assert_allclose(b["metrics"][key], a["metrics"][key],
                                  rtol=1e-5, err_msg=f"{run or 'ticket'} {key}")
@@ -108,6 +114,11 @@ def test_stacked_level_equals_runs_one_by_one(tmp_path, model, optimizer):
 def test_auto_stacks_a_dense_model_on_a_cpu_not_a_conv_one(tmp_path):
   exp = _find(str(tmp_path / "lenet"), "lenet_300_100", "sgd", "auto")
   assert _metrics(exp, "reinit")["stacked_runs"] == 3
+  # The level line's time: the stack's, once (its runs started together),
+  # not the sum of its three runs' wall times.
+  walls = [_metrics(exp, run)["wall_seconds"] for run in RUNS]
+  assert report._wall_seconds(exp, 1, list(RUNS[1:]), store.LOCAL) == (  # pylint: disable=protected-access
+      pytest.approx(max(walls)))
   exp = _find(str(tmp_path / "conv"), "conv2", "sgd", "auto")
   assert "stacked_runs" not in _metrics(exp, "reinit")
 
@@ -141,3 +152,72 @@ def test_stacked_under_mirrored_on_two_cpus(tmp_path):
     assert json.load(open(paths.metrics(paths.level(exp, 1))))[
         "replicas"] == 2
   _assert_same(out["--stack_runs=off"], out["--stack_runs=on"])
+
+
+def _same_path(a, b):
+  """Two instability results (lmc metrics.json or summary.json) alike."""
+  for key in ("instability", "connected_fraction", "train_error_barrier",
+              "test_error_barrier", "per_example_barrier_mean"):
+    np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-7,
+                               err_msg=key)
+  for ra, rb in zip(a["rows"], b["rows"]):
+    for key in ra:
+      np.testing.assert_allclose(rb[key], ra[key], rtol=1e-5, atol=1e-7,
+                                 err_msg=f"rows {key}")
+
+
+def test_lmc_command_trains_its_two_copies_side_by_side(tmp_path):
+  """`lottery_tf lmc`: the two copies (two data orders, two streams) as
+  one model give the copies and the path of the two one by one."""
+  from lottery_tf.analysis import instability  # pylint: disable=g-import-not-at-top
+  out = {}
+  for stack in ("off", "on"):
+    task = _task("lenet_300_100", "sgd", stack)
+    out[stack] = store.read_json(instability.run(
+        str(tmp_path / stack), task, instability.from_rewind(task, 5),
+        points=3, quiet=True, log=lambda line: None))
+  a, b = out["off"], out["on"]
+  _same_path(a, b)
+  for ca, cb in zip(a["copies"], b["copies"]):
+    assert "stacked_runs" not in ca and cb["stacked_runs"] == 2
+    assert ca["data_seed"] == cb["data_seed"]
+    np.testing.assert_allclose(cb["metrics"]["test_accuracy"],
+                               ca["metrics"]["test_accuracy"], rtol=1e-5)
+
+
+def test_replicates_and_the_lmc_copy_train_each_level_as_one_stack(tmp_path):
+  """find --replicates=2 --controls=reinit,random_mask,lmc: both members'
+  level runs train as one stack of eight on four input streams (each
+  member's data order, and each one's instability copy on --seed +
+  lmc.COPY_SEED_OFFSET); each member ends where it ends trained alone, one
+  run at a time, its instability path included."""
+  from lottery_tf import descriptions  # pylint: disable=g-import-not-at-top
+  from lottery_tf.lottery import replicates  # pylint: disable=g-import-not-at-top
+  out = {}
+  for stack in ("off", "on"):
+    desc = descriptions.Find.of(
+        DatasetHparams(dataset="digits"), ModelHparams(model="lenet_300_100"),
+        _task("lenet_300_100", "sgd", stack).thp, PruningHparams(),
+        LotteryHparams(levels=1, rewind="3it",
+                       controls="reinit,random_mask,lmc",
+                       interpolation_points=3))
+    logged = []
+    replicates.run(desc, str(tmp_path / stack), 2, quiet=True,
+                   log=logged.append)
+    out[stack] = [m.directory(str(tmp_path / stack))
+                  for m in replicates.members(desc, 2)]
+  for seq, stk in zip(out["off"], out["on"]):
+    _assert_same(seq, stk, runs=8)
+    a, b = _metrics(seq, "lmc"), _metrics(stk, "lmc")
+    assert b["stacked_runs"] == 8 and a["data_seeds"] == b["data_seeds"]
+    _same_path(a, b)
+    for key in ("test_accuracy", "test_loss"):
+      np.testing.assert_allclose(b["second_copy"][key],
+                                 a["second_copy"][key], rtol=1e-5)
+    # The second copy saw other batches: from the ticket's rewind weights
+    # and mask, on the same batches, it would have ended where the ticket
+    # did.
+    assert (b["second_copy"]["test_loss"] !=
+            _metrics(stk, "")["metrics"]["test_loss"])
+  assert (_metrics(out["on"][1], "")["seed"] ==
+          _metrics(out["on"][0], "")["seed"] + 1)

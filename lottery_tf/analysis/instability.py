@@ -202,25 +202,61 @@ def _copies(exp_dir: str, trainer: _Trainer, start: StartPoint, weights,
   the end of training and saved."""
   task = trainer.task
   eval_data = task.eval_data()
+  records = [os.path.join(exp_dir, f"copy_{i}.json")
+             for i in range(1, len(seeds) + 1)]
+  trained = {}  # copy number -> (weights, FitResult)
+  if (not any(fs.exists(r) for r in records) and
+      training.can_stack(trainer.model, len(seeds), task.thp)):
+    trained = dict(enumerate(_train_side_by_side(trainer, start, weights,
+                                                 seeds), 1))
   copies, copy_metrics = [], []
   for i, seed in enumerate(seeds, 1):
-    path = os.path.join(exp_dir, f"copy_{i}.npz")
-    record_path = os.path.join(exp_dir, f"copy_{i}.json")
+    path, record_path = os.path.join(exp_dir, f"copy_{i}.npz"), records[i - 1]
     if fs.exists(record_path):
       copies.append(writer.read_npz(path))
       copy_metrics.append(writer.read_json(record_path))
       continue
-    result = trainer.train(weights, start.step, task.total_steps, seed)
+    if i in trained:
+      copy, result = trained[i]
+      load_weights(trainer.model, copy)
+    else:
+      result = trainer.train(weights, start.step, task.total_steps, seed)
+      copy = snapshot(trainer.model)
     record = {"data_seed": seed, "start_step": start.step,
               "end_step": task.total_steps, "ms_per_step": result.ms_per_step,
               "metrics": training.evaluate(trainer.train_model, eval_data)}
-    copies.append(snapshot(trainer.model))
-    writer.write_npz(path, copies[-1])
+    if i in trained:
+      record["stacked_runs"] = len(trained)
+    copies.append(copy)
+    writer.write_npz(path, copy)
     writer.write_json(record_path, record)
     copy_metrics.append(record)
     log(f"copy {i} (data seed {seed}): test acc "
         f"{100 * record['metrics']['test_accuracy']:.2f}%")
   return copies, copy_metrics
+
+
+def _train_side_by_side(trainer: _Trainer, start: StartPoint, weights,
+                        seeds) -> list:
+  """The copies trained as one model (``training.compile_stacked``), each
+  on its own seed's data order, as :meth:`_Trainer.train` would one by one:
+  each copy's (weights, the shared FitResult)."""
+  task = trainer.task
+  with task.scope():
+    models = [start.build() for _ in seeds]
+    stacked = training.compile_stacked(models, task.thp, task.steps_per_epoch,
+                                       streams=tuple(range(len(seeds))))
+  for model in models:
+    load_weights(model, weights)
+    if trainer.masks is not None:
+      pruning.set_masks(model, trainer.masks)
+  training.set_seed(seeds[0])
+  optimizers.start_run(stacked.optimizer, start.step)
+  result = training.fit(stacked, task.train_streams(seeds),
+                        steps_per_epoch=task.steps_per_epoch,
+                        start_step=start.step, end_step=task.total_steps,
+                        verbose=training.verbosity(trainer.quiet))
+  return [(snapshot(model), result) for model in models]
 
 
 def _run_fields(task, start: StartPoint, masks, seeds, copy_metrics,

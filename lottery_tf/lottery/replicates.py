@@ -59,13 +59,13 @@ def run(desc, output_dir: str, replicates: int, *,
   """Runs (or resumes) every replicate, then writes their aggregate;
   returns the aggregate's summary.json."""
   descs = members(desc, replicates)
-  dirs = []
-  for k, d in enumerate(descs):
-    log(f"replicate {k + 1}/{replicates}: seed {d.training.seed}")
-    d.runner(output_dir, writer=writer, log=log, replicate=k,
-             label=f"find, replicate {k + 1}/{replicates}",
-             **runner_kwargs).run()
-    dirs.append(d.directory(output_dir))
+  dirs = [d.directory(output_dir) for d in descs]
+  if not _side_by_side(descs, output_dir, writer, log, runner_kwargs):
+    for k, d in enumerate(descs):
+      log(f"replicate {k + 1}/{replicates}: seed {d.training.seed}")
+      d.runner(output_dir, writer=writer, log=log, replicate=k,
+               label=f"find, replicate {k + 1}/{replicates}",
+               **runner_kwargs).run()
   if getattr(writer, "redirected", False):
     return paths.summary(dirs[0])  # A worker other than the chief.
   out = directory(desc, output_dir, replicates)
@@ -73,6 +73,32 @@ def run(desc, output_dir: str, replicates: int, *,
   for line in lines(table, desc.lottery.levels, replicates):
     log(line)
   return paths.summary(out)
+
+
+def _side_by_side(descs, output_dir: str, writer: store.Writer,
+                  log: Callable, runner_kwargs: dict) -> bool:
+  """The replicates level by level together, each level's runs of all of
+  them stacked (``runner.run_side_by_side``), where runs stack here
+  (--stack_runs) and something is left to train; False otherwise (then
+  they run one after another). A member's lines are prefixed ``[k/N]``."""
+  from lottery_tf import training  # pylint: disable=g-import-not-at-top
+  from lottery_tf.lottery import runner as runner_lib  # pylint: disable=g-import-not-at-top
+  n = len(descs)
+  if n < 2 or descs[0].training.stack_runs == "off":
+    return False
+  runners = [d.runner(output_dir, writer=writer, replicate=k,
+                      log=lambda line, k=k: log(f"[{k + 1}/{n}] {line}"),
+                      label=f"find, replicate {k + 1}/{n}", **runner_kwargs)
+             for k, d in enumerate(descs)]
+  lead = runners[0]
+  if (not lead.is_chief or all(r.all_done() for r in runners) or
+      not training.can_stack(lead.session.model(), 2 * n,
+                             lead.task.thp)):
+    return False
+  for k, d in enumerate(descs):
+    log(f"replicate {k + 1}/{n}: seed {d.training.seed}")
+  runner_lib.run_side_by_side(runners)
+  return True
 
 
 def _member_rows(exp_dir: str, levels: int, replicate: int,

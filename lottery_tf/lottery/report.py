@@ -62,13 +62,20 @@ def rows(exp_dir: str, levels: int, controls: List[str],
 def _wall_seconds(exp_dir: str, level: int, runs: List[str],
                   writer: store.Writer) -> float:
   """The level's whole wall time: its ticket and each of ``runs`` (and the
-  LMC copy, under --lmc_every_level) it ran."""
-  total = 0.0
+  LMC copy, under --lmc_every_level) it ran; runs that trained side by side
+  (``stacked_runs``) started together, so they count as the longest of
+  them, once."""
+  total = stacked = 0.0
   for run in dict.fromkeys((paths.TICKET_RUN, *runs, "lmc")):
     m = _metrics(exp_dir, level, run, writer)
-    if m is not None:
-      total += float(m.get("wall_seconds") or 0.0)
-  return total
+    if m is None:
+      continue
+    seconds = float(m.get("wall_seconds") or 0.0)
+    if m.get("stacked_runs"):
+      stacked = max(stacked, seconds)
+    else:
+      total += seconds
+  return total + stacked
 
 
 def duration(seconds: float) -> str:

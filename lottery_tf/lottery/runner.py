@@ -24,6 +24,8 @@ scratch directory (the runner's ``store.Writer``: ``OUTPUT_DIR/.worker_<i>/``
 from the CLI, else ``.worker_<i>/`` inside the experiment); the SavedModels
 are deleted at once, and no metrics are written there.
 """
+import contextlib
+import dataclasses
 import os
 import time
 from typing import Dict, List, Optional
@@ -48,6 +50,18 @@ from lottery_tf.training import distribute, durations
 from lottery_tf.training.rewind import RewindCallback, snapshot
 
 __all__ = ["LotteryRunner", "RewindPoint"]
+
+
+@dataclasses.dataclass
+class _Stack:
+  """A level's runs planned to train side by side: the ticket's plan
+  first (if it is unfinished), then the branches' (``planned``: each
+  branch with the Level it planned from)."""
+  ticket: bool
+  masks: Dict[str, np.ndarray]
+  began: float
+  plans: List[branch_lib.RunPlan]
+  planned: list = dataclasses.field(default_factory=list)
 
 
 class LotteryRunner:
@@ -152,11 +166,13 @@ class LotteryRunner:
 
   # -- levels ----------------------------------------------------------------
 
-  def run_level(self, level: int) -> dict:
+  def run_level(self, level: int, stacked=None) -> dict:
     """Trains the level's ticket (unless done), then its missing branches;
     the ticket and the branches that are one training run each side by
-    side where the session can (``--stack_runs``)."""
-    stacked, trained = self._run_stacked(level)
+    side where the session can (``--stack_runs``). ``stacked``: what
+    :meth:`_run_stacked` returns, if they trained already
+    (:func:`run_side_by_side`)."""
+    stacked, trained = stacked or self._run_stacked(level)
     if not stacked and not self.files.ticket_done(level):
       trained = self._run_ticket(level)
     for b in self._branches_at(level):
@@ -171,51 +187,69 @@ class LotteryRunner:
         seed=self.task.thp.seed, task=self.task, lottery=self.lhp,
         trainer=self.session, ticket_weights=trained)
 
-  def _run_stacked(self, level: int):
+  def _stack(self, level: int) -> Optional[_Stack]:
     """The level's unfinished ticket and the branches that are one run
-    each, side by side, if they are two or more and the session can stack
-    them. Returns (whether it ran them, what :meth:`_finish_ticket`
-    returned)."""
+    each, planned, if they are two or more and would stack here; else
+    None."""
     if level == 0 or self.task.thp.stack_runs == "off":
-      return False, None  # Level 0 takes the rewind point: one run.
+      return None  # Level 0 takes the rewind point: one run.
     ticket = not self.files.ticket_done(level)
+    # A branch that wants the ticket's trained weights (lmc) only beside
+    # the ticket.
     todo = [b for b in self._branches_at(level)
             if not self.files.run_done(level, b.name)
-            and not b.wants_ticket_weights]
+            and (ticket or not b.wants_ticket_weights)]
     if len(todo) + ticket < 2:
-      return False, None
-    # Planning writes what a branch writes before its run (a random mask):
-    # only once the stack is decided.
+      return None
     began = time.time()
     masks = self._mask(level)
+    seed = self.task.thp.seed
     ticket_plan = branch_lib.RunPlan(
         self.session.rewind_weights(), masks, start=self.rewind_step,
-        seed=self.task.thp.seed, run_dir=paths.level(self.exp_dir, level))
-    probe = [ticket_plan] * (len(todo) + ticket)
-    if not self.session.can_stack(probe):
-      return False, None
-    planned = []
+        seed=seed, data_seed=seed, run_dir=paths.level(self.exp_dir, level))
+    # Planning writes what a branch writes before its run (a random mask):
+    # only if the stack could be.
+    if not self.session.can_stack([ticket_plan] * (len(todo) + ticket)):
+      return None
+    job = _Stack(ticket=ticket, masks=masks, began=began,
+                 plans=[ticket_plan] if ticket else [])
     for b in todo:
-      plan = b.plan(self._level(level, b))
+      lv = self._level(level, b)
+      lv.ticket_beside = ticket
+      plan = b.plan(lv)
       if plan is not None:
-        planned.append((b, plan))
-    plans = ([ticket_plan] if ticket else []) + [p for _, p in planned]
-    if len(plans) < 2 or not self.session.can_stack(plans):
-      # Not stackable after all: the plans run one by one.
-      trained = self._run_ticket(level) if ticket else None
-      for b, plan in planned:
-        self._finish_branch(level, b, self.session.train_plan(plan), began)
-      return True, trained
-    outs = self.session.train_stacked(plans)
+        if plan.data_seed is None:  # Explicit: it may stack with others'.
+          plan.data_seed = seed
+        job.planned.append((b, lv))
+        job.plans.append(plan)
+    return job if len(job.plans) >= 2 else None
+
+  def _run_stacked(self, level: int):
+    """The level's :meth:`_stack`, trained side by side if the session can.
+    Returns (whether it ran them, what :meth:`_finish_ticket` returned)."""
+    job = self._stack(level)
+    if job is None or not self.session.can_stack(job.plans):
+      return False, None  # The ticket, then the branches, one by one.
+    return True, self._finish_stack(level, job,
+                                    self.session.train_stacked(job.plans))
+
+  def _finish_stack(self, level: int, job: _Stack, outs: List[dict]):
+    """Each run's files from its stacked result (``job.plans``' order);
+    returns the ticket's trained weights (None if it was done)."""
+    outs = list(outs)
     trained = None
-    if ticket:
+    if job.ticket:
       out = outs.pop(0)
-      self.session.load(out.pop("weights"), masks)
-      trained = self._finish_ticket(level, out, self.rewind_step, began)
-    for (b, _), out in zip(planned, outs):
-      out.pop("weights")
-      self._finish_branch(level, b, out, began)
-    return True, trained
+      weights = out.pop("weights")
+      self.session.load(weights, job.masks)
+      trained = self._finish_ticket(level, out, self.rewind_step, job.began)
+      trained = weights if trained is None else trained
+    for (b, lv), out in zip(job.planned, outs):
+      lv.ticket_weights = trained
+      out = b.finish(lv, out)
+      out.pop("weights", None)
+      self._finish_branch(level, b, out, job.began)
+    return trained
 
   def _run_ticket(self, level: int) -> Optional[Dict[str, np.ndarray]]:
     """Trains the level's ticket, writes its files (metrics.json last);
@@ -322,6 +356,14 @@ class LotteryRunner:
         level, [b.name for b in self._branches_at(level)])
 
   def _run(self) -> str:
+    runs = self._begin()
+    spent = []  # Wall seconds of the levels this process trained.
+    for level in range(self.lhp.levels + 1):
+      self._level_step(level, runs, spent)
+    return paths.summary(self.exp_dir)
+
+  def _begin(self) -> List[str]:
+    """hparams.json and the header; returns the runs of the summary."""
     self._write_json(paths.hparams(self.exp_dir), self.provenance())
     runs = self._accuracy_runs()
     levels = self.lhp.levels
@@ -332,23 +374,59 @@ class LotteryRunner:
           hp_lib.result_fields(t.dhp, t.mhp, t.thp, self.php, self.lhp),
           levels, [lv for lv in range(levels + 1) if self._done(lv)]):
         self.log(line)
-    spent = []  # Wall seconds of the levels this process trained.
-    for level in range(levels + 1):
-      done = self._done(level)
+    return runs
+
+  def _level_step(self, level: int, runs: List[str], spent: List[float],
+                  stacked=None, began: Optional[float] = None) -> None:
+    """Runs the level (:meth:`run_level`), then its line and the summary."""
+    levels = self.lhp.levels
+    done = self._done(level) and stacked is None
+    began = time.time() if began is None else began
+    row = self.run_level(level, stacked)
+    if not done:
+      spent.append(time.time() - began)
+    if not self.is_chief:
+      acc = (row or {}).get("metrics", {}).get("test_accuracy")
+      self.log(f"worker {distribute.worker_index()}: level {level:02d} done"
+               + (f", test acc {100 * acc:.2f}%" if acc else ""))
+      return
+    left = levels - level
+    eta = (sum(spent) / len(spent) * left) if spent and left else None
+    line = report.level_line(self.exp_dir, level, runs, self.writer,
+                             levels=levels, eta_seconds=eta)
+    self.log(("(done) " if done else "") + line)
+    table = report.write_summary(self.exp_dir, levels, runs, self.writer)
+    tensorboard.write_level_summary(self.exp_dir, table, self.writer)
+
+
+def run_side_by_side(runners: List[LotteryRunner]) -> List[str]:
+  """Runs experiments of one recipe under other seeds (``find
+  --replicates``) level by level together: each level's stackable runs of
+  all of them (:meth:`LotteryRunner._stack`: ticket and controls, each
+  experiment on its own data order, a stream of its own) train as one
+  stack where the first runner's session can hold them, else each
+  experiment's level stacks alone. Every experiment's files are what it
+  would write alone; returns their summary.json paths."""
+  lead = runners[0]
+  with contextlib.ExitStack() as locks:
+    for r in runners:
+      locks.enter_context(workspace.experiment_lock(r.exp_dir))
+    runs = [r._begin() for r in runners]  # pylint: disable=protected-access
+    spent = [[] for _ in runners]
+    for level in range(lead.lhp.levels + 1):
       began = time.time()
-      row = self.run_level(level)
-      if not done:
-        spent.append(time.time() - began)
-      if not self.is_chief:
-        acc = (row or {}).get("metrics", {}).get("test_accuracy")
-        self.log(f"worker {distribute.worker_index()}: level {level:02d} done"
-                 + (f", test acc {100 * acc:.2f}%" if acc else ""))
-        continue
-      left = levels - level
-      eta = (sum(spent) / len(spent) * left) if spent and left else None
-      line = report.level_line(self.exp_dir, level, runs, self.writer,
-                               levels=levels, eta_seconds=eta)
-      self.log(("(done) " if done else "") + line)
-      table = report.write_summary(self.exp_dir, levels, runs, self.writer)
-      tensorboard.write_level_summary(self.exp_dir, table, self.writer)
-    return paths.summary(self.exp_dir)
+      jobs = [(r, r._stack(level)) for r in runners  # pylint: disable=protected-access
+              if not r._done(level)]  # pylint: disable=protected-access
+      jobs = [(r, job) for r, job in jobs if job is not None]
+      plans = [p for _, job in jobs for p in job.plans]
+      stacked = {}
+      if len(jobs) > 1 and lead.session.can_stack(plans):
+        outs = lead.session.train_stacked(plans)
+        for r, job in jobs:
+          n = len(job.plans)
+          stacked[id(r)] = (True, r._finish_stack(level, job, outs[:n]))  # pylint: disable=protected-access
+          outs = outs[n:]
+      for k, r in enumerate(runners):
+        r._level_step(level, runs[k], spent[k], stacked.get(id(r)),  # pylint: disable=protected-access
+                      began if id(r) in stacked else None)
+  return [paths.summary(r.exp_dir) for r in runners]

@@ -12,7 +12,7 @@ import os
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
-from lottery_tf._keras import keras, tf
+from lottery_tf._keras import keras
 
 from lottery_tf import paths, pruning, training
 from lottery_tf.foundations import store
@@ -77,10 +77,6 @@ def write_scalars(writer: store.Writer, run_dir: Optional[str],
                                 history)
 
 
-#: Stacked runs hold every copy's weights and optimizer state at once: at
-#: most this many parameters over all copies (ResNet-20 x 3 is 0.8M, Conv-4 x
-#: 3 is 7.2M, VGG-19 x 3 is 60M: one at a time).
-MAX_STACKED_PARAMETERS = 25_000_000
 
 
 def wrapped_model(task: Task, php, seed: int, float32: bool = False):
@@ -113,7 +109,7 @@ class Session(branch_lib.Trainer):
     self._rewind = None
     self._model = None
     self._train_model = None
-    self._stacked = {}  # K -> (copies, StackedTrainModel)
+    self._stacked = {}  # streams -> (copies, StackedTrainModel)
     self.init_weights = None  # The initialisation, from --seed.
     self.eval_data = None
 
@@ -178,53 +174,44 @@ class Session(branch_lib.Trainer):
       ckpt.clear()
 
   def can_stack(self, plans) -> bool:
-    """Side by side only where it gives the numbers of runs one by one and
-    fits: not under mixed precision (one loss scale would be shared), not
-    with --checkpoint_every (a mid-run checkpoint is one run's), not across
-    workers; one start step and one data order."""
-    thp = self.task.thp
-    if (len(plans) < 2 or thp.stack_runs == "off" or thp.mixed_precision or
-        thp.checkpoint_every or thp.strategy == "multi_worker"):
-      return False
-    if len({(p.start, self.task.thp.seed if p.data_seed is None
-             else p.data_seed) for p in plans}) != 1:
-      return False
-    model = self.model()
-    if model.count_params() * len(plans) > MAX_STACKED_PARAMETERS:
-      return False
-    if thp.stack_runs == "auto" and not tf.config.list_logical_devices("GPU"):
-      # Measured on 2 CPU cores (benchmarks/levels.py): LeNet-300-100's
-      # level 2.2x faster stacked, Conv-4's 0.87x (compute-bound).
-      return not any(isinstance(v, tf.Variable) and len(v.shape) == 4
-                     for v in training.kernels(model))
-    return True
+    """Side by side where :func:`can_stack` says so, from one start step
+    (each data order a stream of its own)."""
+    return (len({p.start for p in plans}) == 1 and
+            training.can_stack(self.model(), len(plans), self.task.thp))
 
-  def _ensure_stacked(self, k: int):
-    if k not in self._stacked:
+  def _data_seed(self, plan) -> int:
+    return self.task.thp.seed if plan.data_seed is None else plan.data_seed
+
+  def _ensure_stacked(self, streams: tuple):
+    """The stacked model for copies on ``streams`` (copy k's stream index),
+    built once per shape."""
+    if streams not in self._stacked:
       self._ensure()
       with self.task.scope():
         copies = [wrapped_model(self.task, self.php, self.task.thp.seed)
-                  for _ in range(k)]
-        self._stacked[k] = (copies, training.compile_stacked(
-            copies, self.task.thp, self.task.steps_per_epoch))
-    return self._stacked[k]
+                  for _ in streams]
+        self._stacked[streams] = (copies, training.compile_stacked(
+            copies, self.task.thp, self.task.steps_per_epoch, streams))
+    return self._stacked[streams]
 
   def train_stacked(self, plans) -> List[dict]:
     """Trains ``plans`` side by side (:meth:`can_stack`); each result as
-    :meth:`train`'s, plus its trained ``weights``. The session model holds
-    the last plan's weights and masks afterwards."""
+    :meth:`train`'s, plus its trained ``weights``. Plans of one data seed
+    see one stream of batches, plans of another another. The session model
+    holds the last plan's weights and masks afterwards."""
     task = self.task
-    copies, stacked = self._ensure_stacked(len(plans))
+    seeds = list(dict.fromkeys(self._data_seed(p) for p in plans))
+    streams = tuple(seeds.index(self._data_seed(p)) for p in plans)
+    copies, stacked = self._ensure_stacked(streams)
     start = plans[0].start
-    data_seed = task.thp.seed if plans[0].data_seed is None else plans[0].data_seed
-    training.set_seed(data_seed)
+    training.set_seed(seeds[0])
     for copy, plan in zip(copies, plans):
       load_weights(copy, plan.weights)
       pruning.set_masks(copy, plan.masks)
     optimizers.start_run(stacked.optimizer, start)
     stacked.reset_metrics()
     result = training.fit(
-        stacked, task.train_data(data_seed),
+        stacked, task.train_streams(seeds),
         steps_per_epoch=task.steps_per_epoch, start_step=start,
         end_step=task.total_steps, boundaries=[self.rewind_step],
         verbose=training.verbosity(self.quiet))
@@ -239,7 +226,7 @@ class Session(branch_lib.Trainer):
       # Evaluated as a run one by one is: on the session model.
       self.load(weights, pruning.get_masks(copy))
       out = self._result(result, merge_history({}, history), start=start,
-                         seed=plan.seed, data_seed=data_seed,
+                         seed=plan.seed, data_seed=self._data_seed(plan),
                          run_dir=plan.run_dir, resumed=None)
       # train_seconds and ms_per_step: the stacked step's, shared.
       out.update(stacked_runs=len(plans), weights=weights)

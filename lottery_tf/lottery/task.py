@@ -97,6 +97,28 @@ class Task:
           shard_index=input_context.input_pipeline_id)
     return make
 
+  def train_streams(self, seeds):
+    """:meth:`train_data` of each of ``seeds`` as one stream of batches
+    ``((x0, x1, ..), (y0, y1, ..))``, for runs side by side on different
+    data orders (``training.compile_stacked`` with ``streams``); one seed:
+    :meth:`train_data`'s own. Each stream's order and augmentation are keyed
+    by the global seed when it is made (``data.load``), so each is made
+    under its own, as a run of that data seed alone makes it; the first
+    seed is the global one afterwards."""
+    seeds = list(seeds)
+    if len(seeds) == 1:
+      return self.train_data(seeds[0])
+
+    def make(start_step: int, input_context=None):
+      parts = []
+      for s in seeds:
+        tf.random.set_seed(s)
+        parts.append(self.train_data(s)(start_step, input_context))
+      tf.random.set_seed(seeds[0])
+      return tf.data.Dataset.zip(tuple(parts)).map(
+          lambda *b: (tuple(e[0] for e in b), tuple(e[1] for e in b)))
+    return make
+
   def eval_data(self, eval_batch_size: int = 1000) -> Dict[str, tf.data.Dataset]:
     """Un-augmented train, validation (if held out) and test splits."""
     splits = ["train", "test"]

@@ -64,7 +64,9 @@ class TrainingHparams(Hparams):
   stack_runs: str = field(
       "auto", choices=("auto", "on", "off"), help="Train a level's ticket "
       "and its controls side by side, as one model in one compiled step "
-      "(same numbers, to float tolerance): `on` wherever they fit in memory, "
+      "(same numbers, to float tolerance; with them the lmc copy, on its own "
+      "data order, and under --replicates every member's level): `on` "
+      "wherever they fit in memory, "
       "`auto` where that is also faster (on a GPU; on a CPU only for models "
       "without convolutions, which are compute-bound there: "
       "benchmarks/levels.py), `off` one after another.",

@@ -130,22 +130,30 @@ class StackedTrainModel(TrainModel):
   """K independent copies of a network trained side by side in one step.
 
   Built on ``K`` functional models (each with its own weights and masks):
-  one input, K logits outputs, one loss per output (Keras sums them, so
-  each copy's gradient is its own loss's), one optimizer whose per-variable
-  state (momentum, Adam's moments) is per copy, and every copy re-masked
-  after each update. Every copy sees the same batch, as the runs it
-  replaces, trained one after another on the same stream, each did. Logs
-  ``copyK_loss`` and ``copyK_accuracy`` per copy.
+  one input per data stream, K logits outputs, one loss per output (Keras
+  sums them, so each copy's gradient is its own loss's), one optimizer whose
+  per-variable state (momentum, Adam's moments) is per copy, and every copy
+  re-masked after each update. Copy k sees the batches of stream
+  ``streams[k]``: the copies of one stream the same batch, as the runs they
+  replace, trained one after another on that stream, each did. With one
+  stream a batch is ``(x, y)``; with several, ``((x0, x1, ..), (y0, y1,
+  ..))``. Logs ``copyK_loss`` and ``copyK_accuracy`` per copy.
   """
 
-  def __init__(self, *args, copies: int, **kwargs):
+  def __init__(self, *args, copies: int, streams=None, **kwargs):
     super().__init__(*args, **kwargs)
     self.copies = int(copies)
+    self.streams = tuple(streams) if streams else None
+
+  def _targets(self, y):
+    if self.streams is None:
+      return [y] * self.copies
+    return [y[s] for s in self.streams]
 
   def train_step(self, data):
     x, y = data[0], data[1]
-    return super().train_step((x, [y] * self.copies))
+    return super().train_step((x, self._targets(y)))
 
   def test_step(self, data):
     x, y = data[0], data[1]
-    return super().test_step((x, [y] * self.copies))
+    return super().test_step((x, self._targets(y)))

@@ -8,7 +8,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence
 from lottery_tf._keras import keras, tf
 from lottery_tf.training.hparams import TrainingHparams
 from lottery_tf.training import distribute, durations, optimizers
-from lottery_tf.training.model import StackedTrainModel, TrainModel
+from lottery_tf.training.model import StackedTrainModel, TrainModel, kernels
 
 
 def set_seed(seed: int) -> None:
@@ -52,15 +52,27 @@ def compile_model(model: keras.Model, hp: TrainingHparams, steps_per_epoch: int,
     train_model = TrainModel(inputs=model.inputs, outputs=outputs,
                              name=model.name, weight_decay=hp.weight_decay,
                              weight_decay_on=hp.weight_decay_on)
-    num_classes = int(model.outputs[0].shape[-1])
-    spe = hp.steps_per_execution or _auto_steps_per_execution(steps_per_epoch)
-    train_model.compile(
-        optimizer=optimizer or optimizers.build(hp, steps_per_epoch),
-        loss=_loss(hp, num_classes),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        steps_per_execution=spe,
-        jit_compile=hp.jit_compile)
+    _compile(train_model, hp, steps_per_epoch, int(model.outputs[0].shape[-1]),
+             heads=1, optimizer=optimizer)
   return train_model
+
+
+def _compile(train_model: TrainModel, hp: TrainingHparams,
+             steps_per_epoch: int, num_classes: int, heads: int,
+             optimizer=None) -> None:
+  """Compiles ``train_model`` (under its strategy's scope): a fresh
+  optimizer from ``hp``, the loss and accuracy on each of its ``heads``
+  outputs, steps per call and XLA as ``hp`` asks."""
+  loss = [_loss(hp, num_classes) for _ in range(heads)]
+  metrics = [[keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+             for _ in range(heads)]
+  train_model.compile(
+      optimizer=optimizer or optimizers.build(hp, steps_per_epoch),
+      loss=loss[0] if heads == 1 else loss,
+      metrics=metrics[0] if heads == 1 else metrics,
+      steps_per_execution=(hp.steps_per_execution or
+                           _auto_steps_per_execution(steps_per_epoch)),
+      jit_compile=hp.jit_compile)
 
 
 #: Name of copy k in a stacked model (its outputs' logs: ``copy0_loss``).
@@ -68,35 +80,62 @@ def copy_name(k: int) -> str:
   return f"copy{k}"
 
 
+#: Stacked runs hold every copy's weights and optimizer state at once: at
+#: most this many parameters over all copies (ResNet-20 x 3 is 0.8M, Conv-4 x
+#: 3 is 7.2M, VGG-19 x 3 is 60M: one at a time).
+MAX_STACKED_PARAMETERS = 25_000_000
+
+
+def can_stack(model: keras.Model, copies: int, thp: TrainingHparams) -> bool:
+  """Whether ``copies`` runs of ``model`` under ``thp`` train side by side
+  (``training.compile_stacked``): only where that gives the numbers of the
+  runs one by one and fits (not under mixed precision: one loss scale would
+  be shared; not with --checkpoint_every: a mid-run checkpoint is one run's;
+  not across workers; at most MAX_STACKED_PARAMETERS), and, with
+  --stack_runs=auto, where it is faster."""
+  if (copies < 2 or thp.stack_runs == "off" or thp.mixed_precision or
+      thp.checkpoint_every or thp.strategy == "multi_worker"):
+    return False
+  if model.count_params() * copies > MAX_STACKED_PARAMETERS:
+    return False
+  if thp.stack_runs == "auto" and not tf.config.list_logical_devices("GPU"):
+    # Measured on 2 CPU cores (benchmarks/levels.py): LeNet-300-100's
+    # level 2.2x faster stacked, Conv-4's 0.87x (compute-bound).
+    return not any(isinstance(v, tf.Variable) and len(v.shape) == 4
+                   for v in kernels(model))
+  return True
+
+
 def compile_stacked(copies: Sequence[keras.Model], hp: TrainingHparams,
-                    steps_per_epoch: int) -> StackedTrainModel:
+                    steps_per_epoch: int,
+                    streams: Optional[Sequence[int]] = None
+                    ) -> StackedTrainModel:
   """A StackedTrainModel training ``copies`` (same architecture, built
   under the same strategy, float32) side by side, compiled as
-  :func:`compile_model` compiles one."""
+  :func:`compile_model` compiles one. ``streams[k]``: the data stream copy
+  k trains on (None: all on one), each stream an input of the model."""
   model = copies[0]
   if model.outputs[0].dtype != tf.float32:
     raise ValueError("stacked runs train in float32 (--mixed_precision "
                      "trains one run at a time)")
+  if streams is not None and len(set(streams)) < 2:
+    streams = None
   with model.distribute_strategy.scope():
-    inputs = keras.Input(shape=model.inputs[0].shape[1:],
-                         dtype=model.inputs[0].dtype, name="image")
+    inputs = [keras.Input(shape=model.inputs[0].shape[1:],
+                          dtype=model.inputs[0].dtype,
+                          name="image" if streams is None else f"image{s}")
+              for s in range(1 if streams is None else max(streams) + 1)]
     outputs = []
     for k, copy in enumerate(copies):
       copy._name = copy_name(k)  # pylint: disable=protected-access
-      outputs.append(copy(inputs))
+      outputs.append(copy(inputs[0 if streams is None else streams[k]]))
     stacked = StackedTrainModel(
-        inputs=inputs, outputs=outputs, name=f"stacked_{model.name}",
-        weight_decay=hp.weight_decay, weight_decay_on=hp.weight_decay_on,
-        copies=len(copies))
-    num_classes = int(model.outputs[0].shape[-1])
-    stacked.compile(
-        optimizer=optimizers.build(hp, steps_per_epoch),
-        loss=[_loss(hp, num_classes) for _ in copies],
-        metrics=[[keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-                 for _ in copies],
-        steps_per_execution=(hp.steps_per_execution or
-                             _auto_steps_per_execution(steps_per_epoch)),
-        jit_compile=hp.jit_compile)
+        inputs=inputs[0] if streams is None else inputs, outputs=outputs,
+        name=f"stacked_{model.name}", weight_decay=hp.weight_decay,
+        weight_decay_on=hp.weight_decay_on, copies=len(copies),
+        streams=streams)
+    _compile(stacked, hp, steps_per_epoch, int(model.outputs[0].shape[-1]),
+             heads=len(copies))
   return stacked
 
 

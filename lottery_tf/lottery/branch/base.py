@@ -104,6 +104,9 @@ class Level:
   # The ticket's trained weights when it trained from the rewind point in
   # this process (else None): the first copy of an instability analysis.
   ticket_weights: Optional[Weights] = None
+  # The ticket trains side by side with this branch's planned run (its
+  # trained weights are in ticket_weights by the time finish() is called).
+  ticket_beside: bool = False
 
 
 class Branch:
@@ -119,18 +122,30 @@ class Branch:
   wants_ticket_weights: ClassVar[bool] = False
 
   def plan(self, level: Level) -> Optional[RunPlan]:
-    """The branch's one training run, if that is all it is (its metrics are
-    that run's): then the runner may train it beside the ticket. None
-    (the default): the runner calls :meth:`run`."""
+    """The branch's one training run, if that is what it trains (its
+    metrics then come from that run, through :meth:`finish`): the runner
+    may train it beside the ticket. None (the default): the runner calls
+    :meth:`run`."""
     del level
     return None
+
+  def finish(self, level: Level, out: dict) -> dict:
+    """The branch's metrics from its planned run's result ``out`` (as
+    :meth:`Trainer.train` returns it, with the trained ``weights``, which
+    are not kept): by default the run's own."""
+    del level
+    return out
 
   def run(self, level: Level) -> dict:
     """Trains what the branch trains; returns its metrics (a JSON dict)."""
     plan = self.plan(level)
     if plan is None:
       raise NotImplementedError
-    return level.trainer.train_plan(plan)
+    out = level.trainer.train_plan(plan)
+    out["weights"] = level.trainer.weights()
+    out = self.finish(level, out)
+    out.pop("weights", None)
+    return out
 
   def save(self, directory: str, metrics: dict, writer) -> None:
     """Writes the branch's results through ``writer`` (a store.Writer);

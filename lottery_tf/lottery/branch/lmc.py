@@ -5,9 +5,10 @@ data orders: the ticket itself (data seed --seed) when it started there, and
 one with another data seed; the error barrier on the linear path between
 them is the instability (``find --lmc_every_level`` or ``--controls=lmc``).
 """
-from typing import Dict
+import dataclasses
+from typing import Dict, Optional
 
-from lottery_tf.lottery.branch.base import Branch, Level
+from lottery_tf.lottery.branch.base import Branch, Level, RunPlan
 from lottery_tf.lottery.branch.registry import register
 
 #: What the level's own metrics.json (and summary rows) keep of it.
@@ -29,26 +30,40 @@ class LinearModeConnectivity(Branch):
     self._data = None
     self._arrays: Dict[str, dict] = {}
 
-  def run(self, level: Level) -> dict:
+  def plan(self, level: Level) -> Optional[RunPlan]:
+    """The second copy: from the rewind point, another data order. Only
+    when the ticket (the first copy) trains from the rewind point beside it
+    or did in this process; else :meth:`run` trains both."""
     from lottery_tf.analysis import lmc  # pylint: disable=g-import-not-at-top
-    trainer, seed = level.trainer, level.seed
-    weights = trainer.rewind_weights()
-    trained = level.ticket_weights
-    if trained is None:
-      trainer.train(weights, level.mask, start=level.rewind_step, seed=seed)
-      trained = trainer.weights()
-    other = trainer.train(weights, level.mask, start=level.rewind_step,
-                          seed=seed, data_seed=seed + lmc.COPY_SEED_OFFSET,
-                          run_dir=level.directory)
+    if level.ticket_weights is None and not level.ticket_beside:
+      return None
+    return RunPlan(level.trainer.rewind_weights(), level.mask,
+                   start=level.rewind_step, seed=level.seed,
+                   data_seed=level.seed + lmc.COPY_SEED_OFFSET,
+                   run_dir=level.directory)
+
+  def run(self, level: Level) -> dict:
+    if self.plan(level) is None:
+      # The first copy, as the ticket trains (data order --seed).
+      trainer = level.trainer
+      trainer.train(trainer.rewind_weights(), level.mask,
+                    start=level.rewind_step, seed=level.seed)
+      level = dataclasses.replace(level, ticket_weights=trainer.weights())
+    return super().run(level)
+
+  def finish(self, level: Level, out: dict) -> dict:
+    from lottery_tf.analysis import lmc  # pylint: disable=g-import-not-at-top
     if self._data is None:
       self._data = lmc.datasets_for(level.task.dhp, level.task.info)
     summary, arrays = lmc.evaluate_path(
-        trainer.model(), trained, trainer.weights(), self._data,
-        points=level.lottery.interpolation_points,
+        level.trainer.model(), level.ticket_weights, out["weights"],
+        self._data, points=level.lottery.interpolation_points,
         threshold=level.lottery.barrier_threshold)
-    summary.update(density=other["density"],
-                   data_seeds=[seed, seed + lmc.COPY_SEED_OFFSET],
-                   second_copy=other["metrics"])
+    summary.update(density=out["density"],
+                   data_seeds=[level.seed, level.seed + lmc.COPY_SEED_OFFSET],
+                   second_copy=out["metrics"])
+    if "stacked_runs" in out:
+      summary["stacked_runs"] = out["stacked_runs"]
     self._arrays[level.directory] = arrays
     return summary
 
