@@ -114,17 +114,27 @@ def test_controls_sit_beside_the_ticket(experiment):
 
 
 def test_level_line_times_the_whole_level(experiment):
-  """The per-level line's time is the level's: ticket and controls."""
+  """The per-level line's time is the level's: ticket and controls, one
+  after another (their sum), or side by side (stacked: they started
+  together, so the last to finish)."""
   from lottery_tf.lottery import report  # pylint: disable=g-import-not-at-top
   runs = ("ticket", "reinit", "random_mask")
-  seconds = [store.read_json(paths.metrics(paths.run(experiment, 2, r)))[
-      "wall_seconds"] for r in runs]
+  metrics = [store.read_json(paths.metrics(paths.run(experiment, 2, r)))
+             for r in runs]
+  seconds = [m["wall_seconds"] for m in metrics]
+  stacked = [m.get("stacked_runs") for m in metrics]
+  assert stacked in ([None] * 3, [3] * 3), stacked
+  level = max(seconds) if stacked[0] else sum(seconds)
   line = report.level_line(experiment, 2, list(runs[1:]), levels=LEVELS,
                            eta_seconds=90)
   assert line.startswith("level 2/3  density  6"), line
   assert "  reinit " in line and "  random_mask " in line
-  assert line.endswith(f"  {report.duration(sum(seconds))}  ETA 1 min 30 s")
-  assert report.duration(seconds[0]) != report.duration(sum(seconds))
+  assert line.endswith(f"  {report.duration(level)}  ETA 1 min 30 s")
+  # Not the ticket's alone.
+  if stacked[0]:
+    assert max(seconds[1:]) > seconds[0]  # The controls finish after it.
+  else:
+    assert report.duration(seconds[0]) != report.duration(level)
 
 
 def test_ticket_holds_rewind_weights_times_mask(experiment):

@@ -11,6 +11,7 @@ stacked step's kernels differently).
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -82,9 +83,11 @@ def _metrics(exp_dir, run, level=1):
 
 
 def _assert_same(one_by_one, stacked, runs=3):
+  """``runs``: how many trained side by side in ``stacked`` (None: any)."""
   for run in RUNS:
     a, b = _metrics(one_by_one, run), _metrics(stacked, run)
-    assert "stacked_runs" not in a and b["stacked_runs"] == runs, run
+    assert "stacked_runs" not in a, run
+    assert runs is None or b["stacked_runs"] == runs, run
     for key in ("test_accuracy", "test_loss"):
       np.testing.assert_allclose(b["metrics"][key], a["metrics"][key],
                                  rtol=1e-5, err_msg=f"{run or 'ticket'} {key}")
@@ -221,3 +224,16 @@ def test_replicates_and_the_lmc_copy_train_each_level_as_one_stack(tmp_path):
             _metrics(stk, "")["metrics"]["test_loss"])
   assert (_metrics(out["on"][1], "")["seed"] ==
           _metrics(out["on"][0], "")["seed"] + 1)
+  # Killed with member 0's level 1 not begun and member 1's reinit run
+  # unfinished: the same command resumes each where it was, to the same
+  # numbers (member 0's four runs stack alone, member 1's reinit trains
+  # alone).
+  shutil.rmtree(paths.level(out["on"][0], 1))
+  os.remove(paths.metrics(paths.run(out["on"][1], 1, "reinit")))
+  replicates.run(desc, str(tmp_path / "on"), 2, quiet=True,
+                 log=logged.append)
+  for seq, stk in zip(out["off"], out["on"]):
+    _assert_same(seq, stk, runs=None)
+    _same_path(_metrics(seq, "lmc"), _metrics(stk, "lmc"))
+  assert _metrics(out["on"][0], "reinit")["stacked_runs"] == 4
+  assert "stacked_runs" not in _metrics(out["on"][1], "reinit")

@@ -77,8 +77,6 @@ def write_scalars(writer: store.Writer, run_dir: Optional[str],
                                 history)
 
 
-
-
 def wrapped_model(task: Task, php, seed: int, float32: bool = False):
   """The task's model from ``seed``, wrapped for pruning as ``php`` asks."""
   model = task.build_model(seed=seed, float32=float32)
