@@ -226,8 +226,7 @@ def test_replicates_and_the_lmc_copy_train_each_level_as_one_stack(tmp_path):
           _metrics(out["on"][0], "")["seed"] + 1)
   # Killed with member 0's level 1 not begun and member 1's reinit run
   # unfinished: the same command resumes each where it was, to the same
-  # numbers (member 0's four runs stack alone, member 1's reinit trains
-  # alone).
+  # numbers (member 0's four runs and member 1's one in a stack of five).
   shutil.rmtree(paths.level(out["on"][0], 1))
   os.remove(paths.metrics(paths.run(out["on"][1], 1, "reinit")))
   replicates.run(desc, str(tmp_path / "on"), 2, quiet=True,
@@ -235,5 +234,6 @@ def test_replicates_and_the_lmc_copy_train_each_level_as_one_stack(tmp_path):
   for seq, stk in zip(out["off"], out["on"]):
     _assert_same(seq, stk, runs=None)
     _same_path(_metrics(seq, "lmc"), _metrics(stk, "lmc"))
-  assert _metrics(out["on"][0], "reinit")["stacked_runs"] == 4
-  assert "stacked_runs" not in _metrics(out["on"][1], "reinit")
+  assert _metrics(out["on"][0], "reinit")["stacked_runs"] == 5
+  assert _metrics(out["on"][1], "reinit")["stacked_runs"] == 5
+  assert _metrics(out["on"][1], "random_mask")["stacked_runs"] == 8

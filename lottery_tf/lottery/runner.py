@@ -187,10 +187,10 @@ class LotteryRunner:
         seed=self.task.thp.seed, task=self.task, lottery=self.lhp,
         trainer=self.session, ticket_weights=trained)
 
-  def _stack(self, level: int) -> Optional[_Stack]:
+  def _stack(self, level: int, min_runs: int = 2) -> Optional[_Stack]:
     """The level's unfinished ticket and the branches that are one run
-    each, planned, if they are two or more and would stack here; else
-    None."""
+    each, planned, if they are ``min_runs`` or more and (alone: two or
+    more) would stack here; else None."""
     if level == 0 or self.task.thp.stack_runs == "off":
       return None  # Level 0 takes the rewind point: one run.
     ticket = not self.files.ticket_done(level)
@@ -199,7 +199,7 @@ class LotteryRunner:
     todo = [b for b in self._branches_at(level)
             if not self.files.run_done(level, b.name)
             and (ticket or not b.wants_ticket_weights)]
-    if len(todo) + ticket < 2:
+    if len(todo) + ticket < min_runs:
       return None
     began = time.time()
     masks = self._mask(level)
@@ -209,7 +209,8 @@ class LotteryRunner:
         seed=seed, data_seed=seed, run_dir=paths.level(self.exp_dir, level))
     # Planning writes what a branch writes before its run (a random mask):
     # only if the stack could be.
-    if not self.session.can_stack([ticket_plan] * (len(todo) + ticket)):
+    if min_runs > 1 and not self.session.can_stack(
+        [ticket_plan] * (len(todo) + ticket)):
       return None
     job = _Stack(ticket=ticket, masks=masks, began=began,
                  plans=[ticket_plan] if ticket else [])
@@ -222,7 +223,7 @@ class LotteryRunner:
           plan.data_seed = seed
         job.planned.append((b, lv))
         job.plans.append(plan)
-    return job if len(job.plans) >= 2 else None
+    return job if len(job.plans) >= min_runs else None
 
   def _run_stacked(self, level: int):
     """The level's :meth:`_stack`, trained side by side if the session can.
@@ -415,7 +416,8 @@ def run_side_by_side(runners: List[LotteryRunner]) -> List[str]:
     spent = [[] for _ in runners]
     for level in range(lead.lhp.levels + 1):
       began = time.time()
-      jobs = [(r, r._stack(level)) for r in runners  # pylint: disable=protected-access
+      # Each member's runs, even one (its ticket alone), join the stack.
+      jobs = [(r, r._stack(level, min_runs=1)) for r in runners  # pylint: disable=protected-access
               if not r._done(level)]  # pylint: disable=protected-access
       jobs = [(r, job) for r, job in jobs if job is not None]
       plans = [p for _, job in jobs for p in job.plans]

@@ -100,7 +100,8 @@ def can_stack(model: keras.Model, copies: int, thp: TrainingHparams) -> bool:
     return False
   if thp.stack_runs == "auto" and not tf.config.list_logical_devices("GPU"):
     # Measured on 2 CPU cores (benchmarks/levels.py): LeNet-300-100's
-    # level 2.2x faster stacked, Conv-4's 0.87x (compute-bound).
+    # level 2.2x faster stacked; Conv-4's 0.87-1.10x and ResNet-20's 1.06x
+    # (compute-bound: both cores already busy), within the noise.
     return not any(isinstance(v, tf.Variable) and len(v.shape) == 4
                    for v in kernels(model))
   return True
