@@ -1,5 +1,6 @@
-"""Stacked runs: a level's ticket and its controls trained side by side as
-one model give the numbers of the same runs trained one by one.
+"""Stacked runs: a level's ticket and its controls (and the lmc copy, and
+the members of --replicates, on input streams of their own) trained side
+by side as one model give the numbers of the same runs trained one by one.
 
 Measured here (CPU, op determinism on): identical to the last bit for
 LeNet-300-100 with SGD+momentum and weight decay, and for a small

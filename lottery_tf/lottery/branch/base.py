@@ -60,9 +60,10 @@ class Trainer:
     return self.train(plan.weights, plan.masks, **plan.kwargs())
 
   def train_stacked(self, plans: "list[RunPlan]") -> "list[dict]":
-    """Trains ``plans`` (same start step, same data seed) side by side;
-    returns each one's metrics as :meth:`train` would, each with its trained
-    ``weights``. Only when :meth:`can_stack` says so."""
+    """Trains ``plans`` (one start step; each data seed a stream of its
+    own) side by side; returns each one's metrics as :meth:`train` would,
+    each with its trained ``weights``. Only when :meth:`can_stack` says
+    so."""
     raise NotImplementedError
 
   def can_stack(self, plans: "list[RunPlan]") -> bool:
