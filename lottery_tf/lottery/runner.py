@@ -180,10 +180,13 @@ class LotteryRunner:
     path = paths.metrics(paths.level(self.exp_dir, level))
     return self.writer.read_json(path) if fs.exists(path) else None
 
-  def _level(self, level: int, b: branch_lib.Branch, trained=None):
+  def _level(self, level: int, b: branch_lib.Branch, trained=None,
+             masks=None):
+    """What branch ``b`` gets (``masks``: the level's, if read already)."""
     return branch_lib.Level(
         number=level, directory=paths.run(self.exp_dir, level, b.name),
-        mask=self._mask(level), rewind_step=self.rewind_step,
+        mask=self._mask(level) if masks is None else masks,
+        rewind_step=self.rewind_step,
         seed=self.task.thp.seed, task=self.task, lottery=self.lhp,
         trainer=self.session, ticket_weights=trained)
 
@@ -215,7 +218,7 @@ class LotteryRunner:
     job = _Stack(ticket=ticket, masks=masks, began=began,
                  plans=[ticket_plan] if ticket else [])
     for b in todo:
-      lv = self._level(level, b)
+      lv = self._level(level, b, masks=masks)
       lv.ticket_beside = ticket
       plan = b.plan(lv)
       if plan is not None:

@@ -35,15 +35,19 @@ class LinearModeConnectivity(Branch):
     when the ticket (the first copy) trains from the rewind point beside it
     or did in this process; else :meth:`run` trains both."""
     from lottery_tf.analysis import lmc  # pylint: disable=g-import-not-at-top
-    if level.ticket_weights is None and not level.ticket_beside:
+    if self._first_copy_missing(level):
       return None
     return RunPlan(level.trainer.rewind_weights(), level.mask,
                    start=level.rewind_step, seed=level.seed,
                    data_seed=level.seed + lmc.COPY_SEED_OFFSET,
                    run_dir=level.directory)
 
+  @staticmethod
+  def _first_copy_missing(level: Level) -> bool:
+    return level.ticket_weights is None and not level.ticket_beside
+
   def run(self, level: Level) -> dict:
-    if self.plan(level) is None:
+    if self._first_copy_missing(level):
       # The first copy, as the ticket trains (data order --seed).
       trainer = level.trainer
       trainer.train(trainer.rewind_weights(), level.mask,
